@@ -1,0 +1,157 @@
+"""The one object every loader returns, and the split helpers they share."""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / validation / test arrays of one data set.
+
+    Images are float32 in [0, 1], channels last (N, H, W, C); labels are int64 class
+    indices. Validation is always carved out of the training split, never the test split.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers: every source hands a `Raw` to `assemble`, which applies the one
+# shuffle / limit / validation-split policy so all sources behave the same way.
+# --------------------------------------------------------------------------------------
+def option(cfg: Any, key: str, default: Any = None) -> Any:
+    """One config field from a DictConfig, namespace or dict; missing or None gives `default`."""
+    if isinstance(cfg, Mapping):
+        value = cfg.get(key, default)
+    else:
+        value = getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def split_seed(cfg: Any) -> int:
+    """The seed of every shuffle/split; not the run seed, so all runs share one test split."""
+    seed = option(cfg, "split_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DatasetError(f"dataset.split_seed={seed!r} is not a non-negative integer; "
+                           "fix: set dataset.split_seed=0 (or another integer >= 0).")
+    return seed
+
+
+def rng_for(seed: int, purpose: str) -> np.random.Generator:
+    """An independent, reproducible random stream per (seed, purpose)."""
+    return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def as_labels(y: Any, where: str) -> np.ndarray:
+    """Integer class indices as a flat int64 vector (Keras CIFAR labels come as (N, 1))."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise DatasetError(f"{where}: labels must be integer class indices of shape (N,), got "
+                           f"dtype {y.dtype} shape {y.shape}; fix: store argmax class indices.")
+    return y.astype(np.int64)
+
+
+def to_unit_float(x: Any, scale: float = 255.0) -> np.ndarray:
+    """float32 (N, H, W, C) images divided by `scale`; a missing channel axis is added."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DatasetError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}; "
+                           "fix: store one image per row, channels last.")
+    out = x.astype(np.float32)
+    if scale != 1:
+        out /= np.float32(scale)
+    return out
+
+
+@dataclass(frozen=True)
+class Raw:
+    """What a source returns: a training pool and a test split, before shuffling/limits.
+
+    `prepare` turns raw images into float32 [0, 1] NHWC; it runs after the limits so that
+    expensive conversions (e.g. resizing) only touch the examples actually kept.
+    """
+
+    x_pool: Any
+    y_pool: Any
+    x_test: Any
+    y_test: Any
+    class_names: tuple[str, ...]
+    source: str
+    prepare: Callable[[Any], np.ndarray] = to_unit_float
+
+
+def take_first(x: Any, y: Any, limit: Any, field: str) -> tuple[Any, Any]:
+    """Keep the first `limit` examples (None keeps all)."""
+    if limit is None:
+        return x, y
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise DatasetError(f"dataset.{field}={limit!r} is not a positive integer; "
+                           f"fix: set dataset.{field}=null (no limit) or a count >= 1.")
+    return x[:limit], y[:limit]
+
+
+def split_off_val(x: Any, y: Any, val_split: float) -> tuple[Any, Any, Any, Any]:
+    """Train = the first part, validation = the last round(val_split * n) examples."""
+    n_train = len(x) - int(round(val_split * len(x)))
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
+    """Shuffle (split_seed), apply train/test limits, carve validation, convert to float32."""
+    if not 0.0 <= float(val_split) < 1.0:
+        raise DatasetError(f"val_split={val_split!r} must be in [0, 1); fix: use e.g. 0.1, or 0.0 "
+                           "for no validation set.")
+    for x, y, split in ((raw.x_pool, raw.y_pool, "train"), (raw.x_test, raw.y_test, "test")):
+        if len(x) != len(y):
+            raise DatasetError(f"{name} ({raw.source}): {split} has {len(x)} images but {len(y)} "
+                               "labels; fix: the files are mismatched, supply a matching set.")
+    seed = split_seed(cfg)
+    y_pool = as_labels(raw.y_pool, f"{name} ({raw.source})")
+    y_test = as_labels(raw.y_test, f"{name} ({raw.source})")
+    for y in (y_pool, y_test):
+        if y.size and (y.min() < 0 or y.max() >= len(raw.class_names)):
+            raise DatasetError(
+                f"{name} ({raw.source}): labels span {y.min()}..{y.max()} but there are "
+                f"{len(raw.class_names)} classes; fix: check that dataset.name matches the file.")
+
+    perm = rng_for(seed, "pool").permutation(len(y_pool))
+    x, y = take_first(raw.x_pool[perm], y_pool[perm], option(cfg, "train_limit"), "train_limit")
+    perm = rng_for(seed, "test").permutation(len(y_test))
+    x_test, y_test = take_first(raw.x_test[perm], y_test[perm], option(cfg, "test_limit"),
+                                "test_limit")
+    x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split))
+    if len(x_train) == 0:
+        raise DatasetError(f"{name}: no training examples left after train_limit and "
+                           f"val_split={val_split}; fix: raise dataset.train_limit or lower val_split.")
+    return Dataset(name=name,
+                   x_train=raw.prepare(x_train), y_train=y_train,
+                   x_val=raw.prepare(x_val), y_val=y_val,
+                   x_test=raw.prepare(x_test), y_test=y_test,
+                   class_names=tuple(str(c) for c in raw.class_names), source=raw.source)

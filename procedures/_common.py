@@ -1,0 +1,75 @@
+"""What several procedures share: deriving an upstream config, making sure an upstream
+artifact exists (running it first when auto_prereqs=true), loading data and models."""
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import datasets
+import models
+from src.artifacts import check_fits, load_model, resolve_model_file
+from src.errors import ArtifactError
+from src.runstore import Run, file_digest
+
+log = logging.getLogger(__name__)
+
+
+def derive(cfg: DictConfig, procedure: str, **changes: Any) -> DictConfig:
+    """A copy of cfg for an upstream procedure: never forced (force applies to the run
+    the user asked for, not to what it reuses)."""
+    upstream = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(upstream):
+        upstream.procedure.name = procedure
+        upstream.force = False
+        for dotted, value in changes.items():
+            OmegaConf.update(upstream, dotted.replace("__", "."), value, merge=False)
+    return upstream
+
+
+def ensure(procedure: str, cfg: DictConfig, why: str) -> Run:
+    """The finished run of `procedure` for cfg; produced first if missing and allowed."""
+    module = importlib.import_module(f"procedures.{procedure}")
+    run = module.artifact(cfg)
+    if run.is_done():
+        return run
+    if not cfg.auto_prereqs:
+        raise ArtifactError(
+            f"{why} needs a finished '{procedure}' run at {run.dir}, and auto_prereqs=false: "
+            f"run `python main.py procedure={procedure} ...` first, or set auto_prereqs=true")
+    log.info("%s needs a '%s' run that is not in the store yet: running it first -> %s", why, procedure, run.dir)
+    module.run(cfg)
+    return run
+
+
+def load_data(cfg: DictConfig) -> datasets.Dataset:
+    data = datasets.load(cfg.dataset, val_split=cfg.train.val_split)
+    log.info("dataset %s: %d train / %d val / %d test, input %s, %d classes (%s)", data.name,
+             len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes, data.source)
+    return data
+
+
+def build_model(model_cfg: DictConfig, data: datasets.Dataset):
+    return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init)
+
+
+def trained_model(cfg: DictConfig, data: datasets.Dataset, path: str | None, what: str):
+    """A trained `cfg.model`: from `path` (run folder or .keras) when given, else the
+    store's train run for cfg (trained first if needed). Returns (model, source)."""
+    if path:
+        source = str(path)
+    else:
+        source = str(ensure("train", derive(cfg, "train"), why=f"this {what}").dir)
+    model = load_model(source, what)
+    check_fits(model, data.input_shape, data.num_classes, data.name, what)
+    return model, source
+
+
+def model_identity(cfg: DictConfig, path: str | None) -> str:
+    """What identifies a model in an artifact key without loading it: the content hash of
+    a user-given file, else the hash of the train run that makes it."""
+    if path:
+        return file_digest(resolve_model_file(path))
+    return importlib.import_module("procedures.train").artifact(derive(cfg, "train")).hash

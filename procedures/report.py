@@ -1,0 +1,93 @@
+"""report: one table of every finished run in the store (nothing is trained).
+
+    python main.py procedure=report
+    python main.py procedure=report report.procedure=distill report.format=csv
+    python main.py procedure=report report.dataset=fashion_mnist report.output=results.md
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.runstore import atomic_write, finished_runs, read_json
+
+log = logging.getLogger(__name__)
+
+# The settings and metrics each procedure's rows show, in column order. A procedure not
+# listed here shows every scalar metric it wrote.
+SETTINGS = {
+    "train": ["model.name", "train.epochs", "train.lr", "train.batch_size"],
+    "evaluate": ["model.name", "evaluate.path"],
+    "distill": ["model.name", "student.name", "distill.temperature", "distill.ce_weight", "distill.kd_weight",
+                "distill.data"],
+}
+METRICS = {
+    "train": ["test_accuracy", "epochs", "train_seconds"],
+    "evaluate": ["test_accuracy", "test_loss"],
+    "distill": ["test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy", "kd_gain", "agreement",
+                "gap_recovered"],
+}
+
+
+def collect(cfg: DictConfig) -> list[dict]:
+    """One dict per finished run that passes the report.* filters."""
+    wanted = cfg.report
+    rows = []
+    for folder in finished_runs(cfg.paths.runs):
+        config = OmegaConf.load(folder / "config.yaml")
+        procedure = folder.parent.name
+        if wanted.procedure and procedure != wanted.procedure:
+            continue
+        if wanted.dataset and config.dataset.name != wanted.dataset:
+            continue
+        if wanted.model and config.model.name != wanted.model:
+            continue
+        metrics = read_json(folder / "metrics.json")
+        row = {"procedure": procedure, "dataset": config.dataset.name, "seed": config.seed}
+        for key in SETTINGS.get(procedure, ["model.name"]):
+            row[key] = OmegaConf.select(config, key)
+        names = METRICS.get(procedure) or [k for k, v in metrics.items() if isinstance(v, (int, float))]
+        row.update({name: metrics.get(name) for name in names})
+        row["run"] = str(folder)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict], style: str) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    if style == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows(cells)
+        return buffer.getvalue()
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def run(cfg: DictConfig) -> dict:
+    rows = collect(cfg)
+    if not rows:
+        log.warning("no finished runs under %s match the filters: run a procedure first, "
+                    "or point paths.runs at another store", Path(cfg.paths.runs).resolve())
+        return {"runs": 0}
+    table = format_table(rows, cfg.report.format)
+    print(table, end="", flush=True)
+    if cfg.report.output:
+        atomic_write(Path(cfg.report.output), lambda tmp: tmp.write_text(table))
+        log.info("report written to %s", cfg.report.output)
+    return {"runs": len(rows)}

@@ -1,0 +1,68 @@
+"""train: fit one classifier (`model`) on `dataset` with the shared fit loop.
+
+    python main.py procedure=train model=lenet dataset=fashion_mnist train.epochs=10
+
+Artifact: <runs>/<dataset>/train/<model>-<hash>/model.keras with history.csv,
+metrics.json (test accuracy of the final model, or of the best-on-validation one with
+train.early_stopping) and TensorBoard events.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from omegaconf import DictConfig
+
+from procedures._common import build_model, load_data
+from src import runtime
+from src.fit import Fitter, make_optimizer
+from src.losses import classifier_loss
+from src.runstore import Run, atomic_write, locate
+
+log = logging.getLogger(__name__)
+
+
+def artifact(cfg: DictConfig) -> Run:
+    """Where the train run for cfg lives; the key is everything that changes the weights."""
+    key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
+           "seed": cfg.seed, "precision": cfg.precision}
+    return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
+
+
+def run(cfg: DictConfig) -> dict:
+    runtime.setup(cfg)
+    run_ = artifact(cfg)
+    with run_.lock():
+        if run_.is_done() and not cfg.force:
+            log.info("train %s on %s: reusing finished run %s", cfg.model.name, cfg.dataset.name, run_.dir)
+            return run_.metrics()
+        run_.start(cfg, force=cfg.force)
+        metrics = _train(cfg, run_)
+    log.info("train %s on %s: test accuracy %.4f (%d epochs, %.1f s) -> %s", cfg.model.name, cfg.dataset.name,
+             metrics["test_accuracy"], metrics["epochs"], metrics["train_seconds"], run_.dir)
+    return metrics
+
+
+def _train(cfg: DictConfig, run_: Run) -> dict:
+    data = load_data(cfg)
+    model = build_model(cfg.model, data)
+    fitter = Fitter(model, classifier_loss(model), make_optimizer(cfg.train.optimizer, cfg.train.lr),
+                    jit_compile=runtime.use_xla(cfg))
+    started = time.perf_counter()
+    result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,
+                        batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
+                        val={"x": data.x_val, "y": data.y_val}, early_stopping=cfg.train.early_stopping,
+                        max_steps=cfg.train.max_steps)
+    seconds = time.perf_counter() - started
+    test = fitter.evaluate({"x": data.x_test, "y": data.y_test})
+    atomic_write(run_.file("model.keras"), lambda tmp: model.save(tmp))
+    metrics = {
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "train_seconds": seconds, "resumed_from_epoch": result.resumed_from,
+        "params": int(model.count_params()), "train_examples": len(data.x_train),
+    }
+    if result.history:
+        metrics.update({f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"})
+    run_.finish(metrics, ["model.keras", "history.csv"])
+    return metrics

@@ -1,0 +1,165 @@
+"""The run store: one folder per artifact, named by a hash of what determines it.
+
+    <runs>/<dataset>/<procedure>/<name>-<hash>/
+        config.yaml   the full resolved config that made it
+        key.json      the part of it that determines the artifact (what is hashed)
+        ...           artifacts, written to a temporary name and renamed
+        DONE          written last: a manifest of the artifact files and their sizes
+
+Same key, same folder: re-running a finished command reuses it, and a multirun sweep
+never overwrites itself. A folder without a valid DONE is unfinished and is resumed,
+never read as a result. No TensorFlow here.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+DONE = "DONE"
+
+
+def to_plain(value: Any) -> Any:
+    """OmegaConf nodes to plain Python containers (resolved), anything else unchanged."""
+    if isinstance(value, DictConfig) or OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def key_hash(key: dict) -> str:
+    """Stable short hash of a JSON-able dict: key order and container types do not matter."""
+    text = json.dumps(to_plain(key), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call write(tmp) on a temporary sibling of path, then rename it into place.
+
+    The temporary name keeps the suffix, because some writers (Keras) insist on it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def file_digest(path: Path) -> str:
+    """Short content hash of a file, for keys that depend on a user-given artifact."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def write_json(path: Path, data: Any) -> Path:
+    text = json.dumps(to_plain(data), indent=2, sort_keys=True, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+@dataclass(frozen=True)
+class Run:
+    """One artifact folder of the store."""
+
+    dir: Path
+    key: dict
+
+    @property
+    def hash(self) -> str:
+        return key_hash(self.key)
+
+    def file(self, name: str) -> Path:
+        return self.dir / name
+
+    def is_done(self) -> bool:
+        """True only when DONE exists and every file it lists has its recorded size."""
+        return is_done(self.dir)
+
+    def start(self, config: DictConfig | dict, force: bool = False) -> None:
+        """Create the folder and record what makes it; force=true wipes a previous result."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if force:  # keep the lock file: the caller holds it
+            for child in self.dir.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        done = self.file(DONE)
+        if done.exists() and not self.is_done():
+            done.unlink()  # a manifest whose files no longer match is no result at all
+        text = OmegaConf.to_yaml(OmegaConf.create(to_plain(config)), resolve=True)
+        atomic_write(self.file("config.yaml"), lambda tmp: tmp.write_text(text))
+        write_json(self.file("key.json"), self.key)
+
+    def finish(self, metrics: dict, artifacts: list[str]) -> None:
+        """Write metrics.json, then DONE with the size of every artifact (last of all)."""
+        write_json(self.file("metrics.json"), metrics)
+        names = sorted(set(artifacts) | {"metrics.json", "config.yaml", "key.json"})
+        missing = [n for n in names if not self.file(n).exists()]
+        if missing:
+            raise FileNotFoundError(f"cannot mark {self.dir} done: missing {missing}")
+        manifest = {
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "files": {n: self.file(n).stat().st_size for n in names},
+        }
+        write_json(self.file(DONE), manifest)
+
+    def metrics(self) -> dict:
+        return read_json(self.file("metrics.json"))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the folder: a second job with the same key waits here."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_done(folder: Path) -> bool:
+    folder = Path(folder)
+    try:
+        manifest = read_json(folder / DONE)
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all(
+        (folder / name).is_file() and (folder / name).stat().st_size == size
+        for name, size in files.items()
+    )
+
+
+def locate(runs_root: str | Path, dataset: str, procedure: str, name: str, key: dict) -> Run:
+    """The folder an artifact with this key lives in (created later, by Run.start)."""
+    key = to_plain(key)
+    folder = Path(runs_root).expanduser().resolve() / dataset / procedure / f"{name}-{key_hash(key)}"
+    return Run(dir=folder, key=key)
+
+
+def finished_runs(runs_root: str | Path) -> list[Path]:
+    """Every finished run folder below runs_root, oldest first."""
+    root = Path(runs_root).expanduser()
+    if not root.exists():
+        return []
+    folders = [p.parent for p in root.rglob(DONE) if is_done(p.parent)]
+    return sorted(folders, key=lambda p: (p / DONE).stat().st_mtime)

@@ -1,0 +1,113 @@
+"""Typed schema of the whole configuration, registered in Hydra's ConfigStore.
+
+`conf/config.yaml` extends `base_config`, so every YAML file and command-line override
+is merged onto these dataclasses: an unknown key or a value of the wrong type fails at
+compose time with Hydra's own message, before any TensorFlow is imported. Range checks
+that a type cannot express live in `src/validate.py`.
+
+This module must stay free of TensorFlow: `main.py --help` imports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ProcedureConfig:
+    name: str = "train"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet"
+    init: str = "default"  # default (Keras) | paper (the seeds' initialisation)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "mnist_sample"
+    path: Optional[str] = None  # a file or folder to load instead of the default source
+    split_seed: int = 0  # fixed across run seeds so every run shares one test split
+    train_limit: Optional[int] = None
+    test_limit: Optional[int] = None
+    num_samples: int = 2000  # synthetic only
+    image_shape: list[int] = field(default_factory=lambda: [28, 28, 1])  # synthetic only
+    num_classes: int = 10  # synthetic only
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
+    val_split: float = 0.1
+    early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
+    max_steps: Optional[int] = None  # stop each epoch after this many steps (smoke runs)
+
+
+@dataclass
+class TeacherConfig:
+    path: Optional[str] = None  # a run folder or any .keras file; else the run store
+
+
+@dataclass
+class DistillConfig:
+    temperature: float = 4.0
+    ce_weight: float = 0.1  # hard-label cross-entropy at T=1
+    kd_weight: float = 0.9  # soft-target term at T
+    t2_scale: bool = True  # multiply the soft term by T^2 (Hinton et al. 2015)
+    soft_loss: str = "kl"  # kl | ce
+    data: str = "dataset"  # dataset | reconstructed
+    objective: Optional[str] = None  # which reconstruction, with data=reconstructed
+    cache_teacher: bool = True
+    baseline: bool = True  # also train the student from scratch for kd_gain
+
+
+@dataclass
+class EvaluateConfig:
+    path: Optional[str] = None  # a run folder or .keras file; else model from the store
+
+
+@dataclass
+class ReportConfig:
+    procedure: Optional[str] = None
+    dataset: Optional[str] = None
+    model: Optional[str] = None
+    format: str = "markdown"  # markdown | csv
+    output: Optional[str] = None  # also write the table to this file
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "runs"
+
+
+@dataclass
+class Config:
+    procedure: ProcedureConfig = field(default_factory=ProcedureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    student: ModelConfig = field(default_factory=lambda: ModelConfig(name="lenet_half"))
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    force: bool = False
+    auto_prereqs: bool = True
+    deterministic: bool = False
+    jit_compile: str = "auto"  # auto (XLA on GPU only) | true | false
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    optimized_metric: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore (idempotent)."""
+    ConfigStore.instance().store(name="base_config", node=Config)

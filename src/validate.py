@@ -1,0 +1,56 @@
+"""Range and consistency checks that run before TensorFlow is imported.
+
+Types and unknown keys are already checked by the schema at compose time; this catches
+values a type cannot express (epochs=0, val_split=1.5, ...).
+"""
+from __future__ import annotations
+
+from src.errors import ConfigError
+
+JIT_CHOICES = ("auto", "true", "false")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SOFT_LOSSES = ("kl", "ce")
+DISTILL_DATA = ("dataset", "reconstructed")
+REPORT_FORMATS = ("markdown", "csv")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _check(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def jit_setting(cfg) -> str:
+    """jit_compile as auto/true/false, whether it came as a string or a YAML boolean."""
+    return str(cfg.jit_compile).lower()
+
+
+def validate(cfg) -> None:
+    """Raise ConfigError naming the first setting that cannot work."""
+    t = cfg.train
+    _check(t.epochs >= 1, f"train.epochs={t.epochs}: needs at least 1 epoch (e.g. train.epochs=10)")
+    _check(t.batch_size >= 1, f"train.batch_size={t.batch_size}: must be a positive number (e.g. train.batch_size=128)")
+    _check(t.lr > 0, f"train.lr={t.lr}: the learning rate must be > 0 (e.g. train.lr=0.001)")
+    _check(0.0 <= t.val_split < 1.0, f"train.val_split={t.val_split}: must be in [0, 1) (a fraction of the training split, e.g. 0.1)")
+    _check(t.early_stopping >= 0, f"train.early_stopping={t.early_stopping}: patience in epochs, 0 = off")
+    _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
+    _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
+    _choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
+    _choice(cfg.precision, PRECISIONS, "precision")
+    _choice(cfg.model.init, ("default", "paper"), "model.init")
+    _choice(cfg.student.init, ("default", "paper"), "student.init")
+    d = cfg.dataset
+    for key in ("train_limit", "test_limit"):
+        value = d[key]
+        _check(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
+    kd = cfg.distill
+    _check(kd.temperature > 0, f"distill.temperature={kd.temperature}: must be > 0 (Hinton et al. use 1..20; try 4)")
+    _check(kd.ce_weight >= 0 and kd.kd_weight >= 0, "distill.ce_weight and distill.kd_weight must be >= 0")
+    _check(kd.ce_weight + kd.kd_weight > 0, "distill.ce_weight and distill.kd_weight are both 0: the student would learn nothing (set distill.kd_weight=1)")
+    _choice(kd.soft_loss, SOFT_LOSSES, "distill.soft_loss")
+    _choice(kd.data, DISTILL_DATA, "distill.data")
+    _choice(cfg.report.format, REPORT_FORMATS, "report.format")
