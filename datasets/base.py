@@ -149,7 +149,8 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
     x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split))
     if len(x_train) == 0:
         raise DatasetError(f"{name}: no training examples left after train_limit and "
-                           f"val_split={val_split}; fix: raise dataset.train_limit or lower val_split.")
+                           f"val_split={val_split}; fix: raise dataset.train_limit or lower "
+                           "val_split.")
     return Dataset(name=name,
                    x_train=raw.prepare(x_train), y_train=y_train,
                    x_val=raw.prepare(x_val), y_val=y_val,

@@ -40,7 +40,8 @@ def _unpickle(file: Path) -> dict:
             return pickle.load(f, encoding="bytes")
     except Exception as exc:
         raise DatasetError(f"{file}: cannot be read as a CIFAR pickle ({type(exc).__name__}: "
-                           f"{exc}); it is truncated or corrupt. Fix: extract a fresh copy.") from exc
+                           f"{exc}); it is truncated or corrupt. Fix: extract a fresh copy."
+                           ) from exc
 
 
 def _load_pickles(folder: Path, variant: str) -> tuple[tuple, tuple[str, ...]]:

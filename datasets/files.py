@@ -96,8 +96,9 @@ def load_npz(file: str | Path, keys: tuple[str, ...] = NPZ_KEYS) -> dict[str, np
         with np.load(file, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
-                raise DatasetError(f"{file} lacks the keys {missing} (it has {npz.files}). Fix: "
-                                   f"save it with np.savez(file, {', '.join(k + '=...' for k in keys)}).")
+                wanted = ", ".join(k + "=..." for k in keys)
+                raise DatasetError(f"{file} lacks the keys {missing} (it has {npz.files}). "
+                                   f"Fix: save it with np.savez(file, {wanted}).")
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise _corrupt(file, f"cannot be read as .npz ({type(exc).__name__}: {exc})") from exc

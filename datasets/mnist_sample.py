@@ -7,7 +7,7 @@ import numpy as np
 
 from .base import Raw, rng_for, split_seed
 
-TEST_PER_CLASS = 90
+TEST_PER_CLASS = 100
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
 

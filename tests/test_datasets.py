@@ -307,7 +307,8 @@ def test_cifar100_from_pickle_folder_uses_meta_names(tmp_path):
     rng = np.random.default_rng(3)
     for split, n in (("train", 8), ("test", 4)):
         _pickle(folder / split, {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                                 b"fine_labels": list(np.arange(n) * 10), b"coarse_labels": [0] * n})
+                                 b"fine_labels": list(np.arange(n) * 10),
+                                 b"coarse_labels": [0] * n})
     _pickle(folder / "meta", {b"fine_label_names": [f"name{i}".encode() for i in range(100)]})
     ds = datasets.load(make_cfg(name="cifar100", path=str(folder)), 0.25)
     check_contract(ds, (32, 32, 3))
@@ -366,7 +367,8 @@ def test_fashion_mnist_from_debian_folder():
 def test_reconstructed_loads_npz_with_empty_test(tmp_path):
     rng = np.random.default_rng(5)
     x = rng.random((30, 8, 8, 1), dtype=np.float32)
-    np.savez(tmp_path / "data.npz", x=x, y=np.arange(30) % 3, class_names=np.array(["a", "b", "c"]))
+    names = np.array(["a", "b", "c"])
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(30) % 3, class_names=names)
     for path in (tmp_path / "data.npz", tmp_path):
         ds = datasets.load(make_cfg(name="reconstructed", path=str(path)), 0.2)
         check_contract(ds, (8, 8, 1))
