@@ -37,6 +37,8 @@ def validate(cfg) -> None:
     _check(t.lr > 0, f"train.lr={t.lr}: the learning rate must be > 0 (e.g. train.lr=0.001)")
     _check(0.0 <= t.val_split < 1.0, f"train.val_split={t.val_split}: must be in [0, 1) (a fraction of the training split, e.g. 0.1)")
     _check(t.early_stopping >= 0, f"train.early_stopping={t.early_stopping}: patience in epochs, 0 = off")
+    _check(not (t.early_stopping and t.val_split == 0),
+           "train.early_stopping needs a validation split: set train.val_split (e.g. 0.1) or train.early_stopping=0")
     _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
     _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
     _choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")

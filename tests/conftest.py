@@ -1,0 +1,49 @@
+"""Shared fixtures: compose the real conf/ with Hydra's compose API onto a throw-away
+run store, so procedures run in-process exactly as main.py would run them."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+
+from src.schema import register  # noqa: E402
+
+register()
+
+# Tiny and fast: a learnable synthetic data set, one short epoch.
+SMOKE = ["debug=smoke", "dataset=synthetic", "dataset.num_samples=512", "train.max_steps=null"]
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """make_cfg("procedure=train", ...) -> a smoke config whose store is under tmp_path."""
+    def make(*overrides: str):
+        return compose_config(*SMOKE, f"paths.runs={tmp_path / 'runs'}", *overrides)
+    return make
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run `python main.py ...` in a subprocess from the repo root; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 300, env: dict | None = None):
+        full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        result = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                                timeout=timeout, env=full_env)
+        result.output = result.stdout + result.stderr  # Hydra logs to stdout, errors to stderr
+        return result
+    return run
