@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 import hydra
 from omegaconf import DictConfig

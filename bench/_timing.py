@@ -6,7 +6,7 @@ are noisy, so contenders are timed alternately, several rounds each, and the med
 are reported together with every raw value.
 
 Importing this module does not import TensorFlow; `machine_header` and
-`matmul_peak_gflops` import it when called (after the caller has set its log level).
+`matmul_runner` import it when called (after the caller has set its log level).
 """
 from __future__ import annotations
 
@@ -65,26 +65,31 @@ def pair_ratios(a: list[float], b: list[float]) -> list[float]:
     return [x / y for x, y in zip(a, b)]
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5, inner: int = 3) -> tuple[float, list[float]]:
-    """Reference compute rate: float32 n x n matmuls with TensorFlow on this machine.
-
-    One warm-up, then `repeats` timings of `inner` back-to-back matmuls; each timing
-    ends by pulling a reduction of the last product to the host, so the work is done.
-    Returns (median GFLOP/s, every GFLOP/s), counting 2*n^3 flops per matmul.
-    """
+def matmul_runner(n: int = 2048, inner: int = 3) -> tuple[Callable[[], float], float]:
+    """A warmed-up callable doing `inner` back-to-back float32 n x n TensorFlow matmuls,
+    and the flops it does (2*n^3 each). It ends by pulling a reduction of the last
+    product to the host, so the work is done when it returns."""
     import tensorflow as tf
 
     rng = tf.random.Generator.from_seed(0)
     a = rng.uniform((n, n), dtype=tf.float32)
     b = rng.uniform((n, n), dtype=tf.float32)
 
-    def run():
+    def run() -> float:
         for _ in range(inner):
             c = tf.linalg.matmul(a, b)
         return float(tf.reduce_sum(c).numpy())
 
     run()  # warm-up: kernel selection, thread pool start-up
-    rates = [inner * 2 * n ** 3 / time_once(run) / 1e9 for _ in range(repeats)]
+    return run, float(inner * 2 * n ** 3)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5, inner: int = 3) -> tuple[float, list[float]]:
+    """Reference compute rate of this machine: (median GFLOP/s, every GFLOP/s) of
+    `repeats` timings of `matmul_runner`. Benches that compare against it should rather
+    time the runner inside their own alternation (see train_throughput.py)."""
+    run, flops = matmul_runner(n, inner)
+    rates = [flops / time_once(run) / 1e9 for _ in range(repeats)]
     return median(rates), rates
 
 

@@ -6,8 +6,9 @@ What it measures: samples/second of training, per model, for
 on the same random MNIST-shaped data, batch size and number of epochs, both without
 XLA (Keras 3 would otherwise default to jit_compile="auto"). Samples counted are those
 really processed: the engine drops the incomplete last batch, Keras does not.
-It also measures a float32 2048x2048 matmul rate in the same run and reports which
-fraction of it the dense hinton1200 MLP reaches (training ~ 3x forward FLOPs).
+It also times a float32 2048x2048 matmul reference as a third contender in every round
+and reports which fraction of the same round's matmul GFLOP/s the dense hinton1200 MLP
+reaches (training ~ 3x forward FLOPs); per-round, so a load change cannot skew it.
 
 Why: src/fit.py claims its compiled multi-step loop beats Model.fit for small models on a
 CPU. DESIGN: throughput is proven by a bench that compares against something measured in
@@ -53,11 +54,11 @@ def build(name: str) -> keras.Model:
     return models.build(name, SHAPE, CLASSES)
 
 
-def bench_model(name: str, x, y, args) -> dict:
-    """Warm both sides up, then time them alternately; returns samples/s per side."""
+def bench_model(name: str, x, y, args, matmul) -> dict:
+    """Warm both sides up, then time engine, keras_fit and the matmul reference
+    alternately, round after round."""
     n, bs, epochs = len(x), args.batch_size, args.epochs
     train = {"x": x, "y": y}
-
     engine_model = build(name)
     fitter = Fitter(engine_model, classifier_loss(engine_model), make_optimizer("adam", LR))
     keras_model = build(name)
@@ -74,11 +75,12 @@ def bench_model(name: str, x, y, args) -> dict:
     print(f"\n[{name}] warm-up (tracing) ...", flush=True)
     warm = {"engine": T.time_once(lambda: engine(1)), "keras_fit": T.time_once(lambda: keras_fit(1))}
     print("  warm-up seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in warm.items()), flush=True)
-    times = T.alternate({"engine": lambda: engine(epochs), "keras_fit": lambda: keras_fit(epochs)},
-                        args.repeats, log=lambda s: print(s, flush=True))
+    times = T.alternate({"engine": lambda: engine(epochs), "keras_fit": lambda: keras_fit(epochs),
+                         "matmul": matmul[0]}, args.repeats, log=lambda s: print(s, flush=True))
     processed = {"engine": (n // min(bs, n)) * min(bs, n) * epochs, "keras_fit": n * epochs}
-    sps = {side: [processed[side] / t for t in ts] for side, ts in times.items()}
+    sps = {side: [processed[side] / t for t in times[side]] for side in processed}
     return {"name": name, "times": times, "sps": sps, "processed": processed,
+            "gflops": [matmul[1] / t / 1e9 for t in times["matmul"]],
             "pair_ratios": T.pair_ratios(sps["engine"], sps["keras_fit"])}
 
 
@@ -98,55 +100,50 @@ def main(argv=None) -> None:
           f"epochs={args.epochs} repeats={args.repeats}; Adam({LR}), sparse CE from logits; "
           f"no XLA on either side (keras compile jit_compile=False, Fitter jit_compile=False)")
 
-    # The peak is measured before AND after the models, so a change in machine load
-    # during the run shows up (and the reference brackets the throughput timings).
-    print("\nmatmul peak before (float32 2048x2048, median of 5) ...", flush=True)
-    peak_before, before_all = T.matmul_peak_gflops(2048, repeats=5, inner=3)
+    matmul = T.matmul_runner(2048, inner=3)  # timed inside every round, after A and B
     x, y = make_data(args.samples)
-    results = [bench_model(name, x, y, args) for name in args.models]
-    print("\nmatmul peak after ...", flush=True)
-    peak_after, after_all = T.matmul_peak_gflops(2048, repeats=5, inner=3)
-    peak = T.median(before_all + after_all)
+    results = [bench_model(name, x, y, args, matmul) for name in args.models]
+    all_gflops = [g for r in results for g in r["gflops"]]
+    peak = T.median(all_gflops)
 
-    print("\n=== train_throughput: samples/s, median of "
-          f"{args.repeats} (batch {args.batch_size}, {args.epochs} epochs of {args.samples}) ===")
+    print(f"\n=== train_throughput: samples/s, median of {args.repeats} "
+          f"(batch {args.batch_size}, {args.epochs} epochs of {args.samples}) ===")
     rows = []
     for r in results:
         a, b = T.median(r["sps"]["engine"]), T.median(r["sps"]["keras_fit"])
-        r.update(a=a, b=b, ratio_pairs=T.median(r["pair_ratios"]), ratio_medians=a / b)
-        rows.append([r["name"], f"{a:,.0f}", f"{b:,.0f}", f"{r['ratio_pairs']:.2f}", f"{r['ratio_medians']:.2f}"])
-    T.print_table(["model", "engine", "keras_fit", "A/B median of pairs", "A/B of medians"], rows)
+        r.update(ratio_pairs=T.median(r["pair_ratios"]), ratio_medians=a / b)
+        rows.append([r["name"], f"{a:,.0f}", f"{b:,.0f}", f"{r['ratio_pairs']:.2f}", f"{a / b:.2f}",
+                     f"{T.median(r['gflops']):.1f}"])
+    T.print_table(["model", "engine", "keras_fit", "A/B median of pairs", "A/B of medians",
+                   "matmul GFLOP/s"], rows)
 
-    print("\nraw values")
+    print("\nraw values (one entry per round; the matmul reference runs after A and B in each round)")
     for r in results:
         print(f"  {r['name']}: samples per timed fit engine={r['processed']['engine']} "
               f"keras_fit={r['processed']['keras_fit']}")
         for side in ("engine", "keras_fit"):
             print(f"    {side:<9} s={T.fmt_list(r['times'][side], '.3f')}  samples/s={T.fmt_list(r['sps'][side])}")
-        print(f"    A/B per pair={T.fmt_list(r['pair_ratios'], '.2f')}")
-    print(f"  matmul GFLOP/s before={T.fmt_list(before_all, '.1f')} after={T.fmt_list(after_all, '.1f')} "
-          f"median of all 10={peak:.1f}")
-    drift = peak_after / peak_before
-    if not 0.85 < drift < 1.15:
-        print(f"  WARNING: matmul peak changed {drift:.2f}x during the run (before {peak_before:.1f}, "
-              f"after {peak_after:.1f} GFLOP/s): the machine's load changed; absolute rates and "
-              "peak fractions are unreliable, the alternated A/B ratios less so.")
+        print(f"    A/B per pair={T.fmt_list(r['pair_ratios'], '.2f')}  matmul GFLOP/s={T.fmt_list(r['gflops'], '.1f')}")
+    if max(all_gflops) > 1.3 * min(all_gflops):
+        print(f"  WARNING: the matmul reference ranged {min(all_gflops):.1f}..{max(all_gflops):.1f} GFLOP/s: "
+              "the machine's load changed during the run; trust per-round ratios over absolute rates.")
 
     hinton = next((r for r in results if r["name"] == "hinton1200"), None)
-    if hinton:
+    if hinton:  # per round: achieved GFLOP/s over the matmul GFLOP/s of the same round
         flops = 3 * HINTON1200_FORWARD_FLOPS
-        ga, gb = hinton["a"] * flops / 1e9, hinton["b"] * flops / 1e9
+        frac = {side: T.median([sps * flops / 1e9 / g for sps, g in zip(hinton["sps"][side], hinton["gflops"])])
+                for side in ("engine", "keras_fit")}
         print(f"\nhinton1200 compute: {flops / 1e6:.2f} MFLOP per training example (3 x forward); "
-              f"engine {ga:.1f} GFLOP/s = {ga / peak:.1%} of matmul peak, "
-              f"keras_fit {gb:.1f} GFLOP/s = {gb / peak:.1%}")
+              f"median over rounds of (achieved / same-round matmul GFLOP/s): "
+              f"engine {frac['engine']:.1%}, keras_fit {frac['keras_fit']:.1%}")
 
     print()
     for r in results:
         print(f"RESULT train_throughput model={r['name']} batch={args.batch_size} "
               f"engine_over_keras_fit={r['ratio_pairs']:.2f} (median of {args.repeats})")
-    print(f"RESULT matmul_peak_gflops={peak:.1f} (before {peak_before:.1f}, after {peak_after:.1f})")
+    print(f"RESULT matmul_peak_gflops={peak:.1f} (median of {len(all_gflops)})")
     if hinton:
-        print(f"RESULT hinton1200_peak_fraction engine={ga / peak:.3f} keras_fit={gb / peak:.3f}")
+        print(f"RESULT hinton1200_peak_fraction engine={frac['engine']:.3f} keras_fit={frac['keras_fit']:.3f}")
 
 
 if __name__ == "__main__":

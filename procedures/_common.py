@@ -3,6 +3,7 @@ artifact exists (running it first when auto_prereqs=true), loading data and mode
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from typing import Any
 
@@ -44,14 +45,27 @@ def ensure(procedure: str, cfg: DictConfig, why: str) -> Run:
     return run
 
 
+_loaded: dict[str, datasets.Dataset] = {}
+
+
 def load_data(cfg: DictConfig) -> datasets.Dataset:
-    data = datasets.load(cfg.dataset, val_split=cfg.train.val_split)
+    """The dataset of cfg, loaded once per process (a distill run and the train runs it
+    starts share it)."""
+    key = json.dumps([OmegaConf.to_container(cfg.dataset, resolve=True), cfg.train.val_split], sort_keys=True)
+    if key not in _loaded:
+        _loaded.clear()  # keep at most one data set in memory
+        _loaded[key] = datasets.load(cfg.dataset, val_split=cfg.train.val_split)
+    data = _loaded[key]
     log.info("dataset %s: %d train / %d val / %d test, input %s, %d classes (%s)", data.name,
              len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes, data.source)
     return data
 
 
-def build_model(model_cfg: DictConfig, data: datasets.Dataset):
+def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
+    """A fresh model, seeded here so its initial weights do not depend on what else ran
+    in this process first (e.g. a teacher trained as a prerequisite)."""
+    from src.runtime import seed_everything
+    seed_everything(seed)
     return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init)
 
 

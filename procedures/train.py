@@ -45,7 +45,7 @@ def run(cfg: DictConfig) -> dict:
 
 def _train(cfg: DictConfig, run_: Run) -> dict:
     data = load_data(cfg)
-    model = build_model(cfg.model, data)
+    model = build_model(cfg.model, data, cfg.seed)
     fitter = Fitter(model, classifier_loss(model), make_optimizer(cfg.train.optimizer, cfg.train.lr),
                     jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()

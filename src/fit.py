@@ -113,7 +113,7 @@ class Fitter(Evaluator):
         self.optimizer = optimizer
         self.variables = list(variables if variables is not None else model.trainable_variables)
         self.optimizer.build(self.variables)
-        self._train_chunk = tf.function(self._train_chunk_py, jit_compile=jit_compile)
+        self._train_chunk = tf.function(self._train_chunk_py, jit_compile=jit_compile, reduce_retracing=True)
 
     # ---- compiled parts -------------------------------------------------------------
     def _train_step(self, data: dict, index: tf.Tensor) -> dict:

@@ -15,6 +15,11 @@ def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32))
 
 
+def agreement(logits: tf.Tensor, reference_logits: tf.Tensor) -> tf.Tensor:
+    """Fraction of examples on which two models' top-1 predictions agree."""
+    return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(reference_logits, -1)), tf.float32))
+
+
 def soft_target_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float,
                      kind: str = "kl") -> tf.Tensor:
     """Mean over the batch of KL(p_T || q_T) ("kl") or of the cross-entropy H(p_T, q_T)
@@ -53,8 +58,7 @@ def distillation_loss(student_logits, teacher_logits, labels, *, temperature: fl
         out["hard_loss"] = hard
         out["accuracy"] = accuracy(labels, student_logits)
         total = total + ce_weight * hard
-    out["agreement"] = tf.reduce_mean(tf.cast(tf.equal(
-        tf.argmax(student_logits, -1), tf.argmax(teacher_logits, -1)), tf.float32))
+    out["agreement"] = agreement(student_logits, teacher_logits)
     out["loss"] = total
     return out
 

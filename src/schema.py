@@ -40,7 +40,7 @@ class DatasetConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
@@ -63,6 +63,7 @@ class DistillConfig:
     soft_loss: str = "kl"  # kl | ce
     data: str = "dataset"  # dataset | reconstructed
     objective: Optional[str] = None  # which reconstruction, with data=reconstructed
+    data_path: Optional[str] = None  # a data.npz (or its run folder) to distill on instead
     cache_teacher: bool = True
     baseline: bool = True  # also train the student from scratch for kd_gain
 

@@ -1,0 +1,178 @@
+"""distill: Hinton et al. (2015) knowledge distillation of `model` (the teacher) into
+`student`, on the training split or on data reconstructed without it (data-free).
+
+    python main.py                                   # lenet -> lenet_half on mnist_sample
+    python main.py procedure=distill model=hinton1200 student=hinton800 dataset=fashion_mnist
+    python main.py procedure=distill teacher.path=/some/where/teacher.keras student=lenet_half
+
+The teacher comes from the store (trained first when missing) or teacher.path. Its
+logits on the training data are computed once and cached, so an epoch costs only the
+student's passes. The same student trained from scratch with the same settings is the
+baseline (distill.baseline). Evaluation is on the real test split, true labels, T=1.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+import datasets
+from procedures._common import build_model, derive, ensure, load_data, model_identity, trained_model
+from src import runtime
+from src.artifacts import load_model
+from src.errors import ArtifactError
+from src.fit import Evaluator, Fitter, make_optimizer
+from src.losses import accuracy, agreement, distillation_loss
+from src.runstore import Run, atomic_write, file_digest, locate
+
+log = logging.getLogger(__name__)
+
+
+def artifact(cfg: DictConfig) -> Run:
+    kd = cfg.distill
+    settings = {k: kd[k] for k in ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")}
+    key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
+           "distill": settings, "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed,
+           "precision": cfg.precision}
+    if kd.data == "reconstructed":
+        key["reconstructed"] = file_digest(_reconstructed_file(cfg))
+    teacher_name = "file" if cfg.teacher.path else cfg.model.name
+    return locate(cfg.paths.runs, cfg.dataset.name, "distill", f"{cfg.student.name}-from-{teacher_name}", key)
+
+
+def run(cfg: DictConfig) -> dict:
+    runtime.setup(cfg)
+    data = load_data(cfg)
+    teacher, teacher_source = trained_model(cfg, data, cfg.teacher.path, "teacher")
+    scratch = _scratch_baseline(cfg) if cfg.distill.baseline else None
+    run_ = artifact(cfg)
+    with run_.lock():
+        if run_.is_done() and not cfg.force:
+            log.info("distill: reusing finished run %s", run_.dir)
+            metrics = run_.metrics()
+        else:
+            run_.start(cfg, force=cfg.force)
+            metrics = _distill(cfg, run_, data, teacher, teacher_source, scratch)
+    _print_summary(cfg, metrics, run_)
+    return metrics
+
+
+def _scratch_baseline(cfg: DictConfig) -> dict:
+    """The student trained on hard labels with the same train settings (a train run)."""
+    upstream = derive(cfg, "train", model=dict(cfg.student))
+    run_ = ensure("train", upstream, why="the distill baseline (student from scratch)")
+    return {"dir": str(run_.dir), **run_.metrics()}
+
+
+def _reconstructed_file(cfg: DictConfig) -> Path:
+    """The data.npz to distill on: distill.data_path, else optimize_dataset's artifact."""
+    if cfg.distill.data_path:
+        path = Path(cfg.distill.data_path).expanduser()
+        path = path / "data.npz" if path.is_dir() else path
+        if not path.is_file():
+            raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there")
+        return path
+    try:
+        import procedures.optimize_dataset  # noqa: F401  (the data-free procedure)
+    except ImportError:
+        raise ArtifactError("distill.data=reconstructed needs reconstructed data: this version has no "
+                            "optimize_dataset procedure; give distill.data_path=/path/to/data.npz") from None
+    upstream = derive(cfg, "optimize_dataset", **{"optimize.objective": cfg.distill.objective})
+    return ensure("optimize_dataset", upstream, why="distill.data=reconstructed").file("data.npz")
+
+
+def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:
+    """(train arrays, validation arrays, description): real or reconstructed inputs."""
+    if cfg.distill.data == "dataset":
+        return ({"x": data.x_train, "y": data.y_train}, {"x": data.x_val, "y": data.y_val},
+                f"{data.name} training split")
+    path = _reconstructed_file(cfg)
+    fake = datasets.load({"name": "reconstructed", "path": str(path), "split_seed": cfg.dataset.split_seed},
+                         val_split=cfg.train.val_split)
+    if fake.input_shape != data.input_shape:
+        raise ArtifactError(f"reconstructed data {path} has inputs of shape {fake.input_shape} but dataset "
+                            f"{data.name} (which the student is tested on) has {data.input_shape}")
+    return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {path}"
+
+
+def _with_teacher_logits(teacher, arrays: dict) -> dict:
+    """Add the teacher's logits ("t"), computed once in inference mode."""
+    if len(arrays["x"]) == 0:
+        return {**arrays, "t": np.zeros((0, teacher.output_shape[-1]), "float32")}
+    logits = teacher.predict(arrays["x"], batch_size=1024, verbose=0)
+    return {**arrays, "t": np.asarray(logits, dtype="float32")}
+
+
+def make_loss(student, teacher, kd: DictConfig, cached: bool):
+    """loss_fn for src.fit: student against cached ("t" in the batch) or live teacher logits."""
+    def loss_fn(batch: dict, training: bool) -> dict:
+        teacher_logits = batch["t"] if cached else teacher(batch["x"], training=False)
+        return distillation_loss(student(batch["x"], training=training), teacher_logits, batch.get("y"),
+                                 temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight,
+                                 t2_scale=kd.t2_scale, soft_loss=kd.soft_loss)
+    return loss_fn
+
+
+def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
+    train, val, source = _training_data(cfg, data)
+    cached = cfg.distill.cache_teacher
+    if cached:
+        train, val = _with_teacher_logits(teacher, train), _with_teacher_logits(teacher, val)
+    log.info("distill %s -> %s on %s (T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
+             cfg.student.name, source, cfg.distill.temperature, cfg.distill.ce_weight, cfg.distill.kd_weight,
+             "cached" if cached else "computed per step")
+    student = build_model(cfg.student, data, cfg.seed)
+    fitter = Fitter(student, make_loss(student, teacher, cfg.distill, cached),
+                    make_optimizer(cfg.train.optimizer, cfg.train.lr), jit_compile=runtime.use_xla(cfg))
+    started = time.perf_counter()
+    result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
+                        val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
+    seconds = time.perf_counter() - started
+    atomic_write(run_.file("model.keras"), lambda tmp: student.save(tmp))
+    metrics = {**test_metrics(student, teacher, data, "test"), "teacher_source": teacher_source,
+               "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
+               "resumed_from_epoch": result.resumed_from, "train_examples": len(train["x"]),
+               "student_params": int(student.count_params()), "teacher_params": int(teacher.count_params())}
+    if scratch is not None:
+        scratch_model = load_model(Path(scratch["dir"]), "scratch student")
+        baseline = test_metrics(scratch_model, teacher, data, "scratch_test")
+        metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
+                        "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
+        metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]
+        gap = metrics["teacher_test_accuracy"] - metrics["scratch_test_accuracy"]
+        metrics["gap_recovered"] = metrics["kd_gain"] / gap if abs(gap) > 1e-9 else None
+    metrics["agreement"] = metrics.pop("test_agreement")
+    run_.finish(metrics, ["model.keras", "history.csv"])
+    return metrics
+
+
+def test_metrics(model, teacher, data: datasets.Dataset, prefix: str) -> dict:
+    """Accuracy on the real test split (true labels, T=1) and top-1 agreement with the teacher."""
+    arrays = _with_teacher_logits(teacher, {"x": data.x_test, "y": data.y_test})
+
+    def measures(batch: dict, training: bool) -> dict:
+        logits = model(batch["x"], training=False)
+        return {"loss": accuracy(batch["y"], logits), "teacher": accuracy(batch["y"], batch["t"]),
+                "agreement": agreement(logits, batch["t"])}
+
+    out = Evaluator(measures).evaluate(arrays)
+    return {f"{prefix}_accuracy": out["loss"], "teacher_test_accuracy": out["teacher"],
+            f"{prefix}_agreement": out["agreement"]}
+
+
+def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
+    rows = [("teacher " + cfg.model.name if not cfg.teacher.path else "teacher (file)", m["teacher_test_accuracy"], 1.0)]
+    if "scratch_test_accuracy" in m:
+        rows.append((f"student {cfg.student.name} from scratch", m["scratch_test_accuracy"], m["scratch_agreement"]))
+    rows.append((f"student {cfg.student.name} distilled", m["test_accuracy"], m["agreement"]))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'model'.ljust(width)}  test acc  agreement with teacher"]
+    lines += [f"{name.ljust(width)}  {acc:8.4f}  {agree:8.4f}" for name, acc, agree in rows]
+    if m.get("kd_gain") is not None:
+        recovered = m.get("gap_recovered")
+        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f", gap recovered {recovered:.0%}" if recovered is not None else ""))
+    lines.append(f"artifacts: {run_.dir}")
+    print("\n".join(lines), flush=True)

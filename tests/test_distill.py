@@ -1,0 +1,99 @@
+"""distill runs in-process on tiny configs: store lookups, baseline, reconstructed data,
+and the bad inputs that must fail in one line before training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from procedures import distill, train
+from src.errors import ArtifactError, ConfigError
+from src.validate import validate
+
+
+def test_distill_trains_teacher_baseline_and_student(make_cfg, capsys):
+    cfg = make_cfg("procedure=distill", "model=lenet", "student=lenet_half", "train.epochs=2")
+    metrics = distill.run(cfg)
+    run = distill.artifact(cfg)
+    assert run.is_done() and (run.dir / "model.keras").exists()
+    for key in ("test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy", "agreement", "kd_gain",
+                "gap_recovered", "scratch_agreement"):
+        assert key in metrics, key
+    assert metrics["kd_gain"] == pytest.approx(metrics["test_accuracy"] - metrics["scratch_test_accuracy"])
+    teacher_run = train.artifact(cfg)
+    assert teacher_run.is_done() and metrics["teacher_source"] == str(teacher_run.dir)
+    assert metrics["teacher_test_accuracy"] == pytest.approx(teacher_run.metrics()["test_accuracy"], abs=1e-6)
+    out = capsys.readouterr().out
+    assert "from scratch" in out and "distilled" in out and str(run.dir) in out
+
+
+def test_cached_and_live_teacher_give_the_same_student(make_cfg):
+    """Also: the student does not depend on whether the teacher was trained in this process."""
+    common = ["procedure=distill", "distill.baseline=false", "train.epochs=2"]
+    cached = distill.run(make_cfg(*common))  # trains the teacher first
+    live = distill.run(make_cfg(*common, "distill.cache_teacher=false", "force=true"))  # reuses it
+    assert live["test_accuracy"] == pytest.approx(cached["test_accuracy"], abs=0.01)
+    assert live["agreement"] == pytest.approx(cached["agreement"], abs=0.01)
+
+
+def test_teacher_from_a_keras_file(make_cfg, tmp_path):
+    train.run(make_cfg("procedure=train", "model=hinton800"))
+    source = train.artifact(make_cfg("procedure=train", "model=hinton800")).dir / "model.keras"
+    file = tmp_path / "teacher.keras"
+    file.write_bytes(source.read_bytes())
+    cfg = make_cfg("procedure=distill", f"teacher.path={file}", "student=hinton800", "distill.baseline=false")
+    metrics = distill.run(cfg)
+    assert metrics["teacher_source"] == str(file)
+    assert distill.artifact(cfg).dir.name.startswith("hinton800-from-file-")
+
+
+def test_distill_on_reconstructed_npz(make_cfg, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.random((200, 28, 28, 1)).astype("float32"), y=rng.integers(0, 10, 200),
+             class_names=np.array([f"class_{i}" for i in range(10)]))
+    cfg = make_cfg("procedure=distill", "distill.data=reconstructed", f"distill.data_path={path}",
+                   "distill.baseline=false", "distill.ce_weight=0")
+    metrics = distill.run(cfg)
+    assert metrics["train_examples"] == 180  # 10% held out for validation
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_reconstructed_data_of_the_wrong_shape(make_cfg, tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=np.zeros((20, 8, 8, 1), "float32"), y=np.arange(20) % 10)
+    with pytest.raises(ArtifactError, match=r"\(8, 8, 1\).*\(28, 28, 1\)"):
+        distill.run(make_cfg("procedure=distill", "distill.data=reconstructed", f"distill.data_path={path}"))
+
+
+def test_reconstructed_without_data_and_prereqs_off(make_cfg):
+    with pytest.raises(ArtifactError, match="reconstructed"):
+        distill.run(make_cfg("procedure=distill", "distill.data=reconstructed", "auto_prereqs=false",
+                             "distill.objective=top_layer"))
+
+
+def test_teacher_of_another_shape_is_refused(make_cfg):
+    train.run(make_cfg("procedure=train", "model=hinton800"))
+    path = train.artifact(make_cfg("procedure=train", "model=hinton800")).dir
+    with pytest.raises(ArtifactError, match=r"teacher.*\(28, 28, 1\).*\(16, 16, 3\)"):
+        distill.run(make_cfg("procedure=distill", f"teacher.path={path}", "dataset.image_shape=[16,16,3]"))
+
+
+def test_teacher_with_another_class_count_is_refused(make_cfg):
+    train.run(make_cfg("procedure=train", "model=hinton800", "dataset.num_classes=4"))
+    path = train.artifact(make_cfg("procedure=train", "model=hinton800", "dataset.num_classes=4")).dir
+    with pytest.raises(ArtifactError, match="4 classes.*10"):
+        distill.run(make_cfg("procedure=distill", f"teacher.path={path}"))
+
+
+def test_missing_teacher_with_prereqs_off(make_cfg):
+    with pytest.raises(ArtifactError, match="procedure=train"):
+        distill.run(make_cfg("procedure=distill", "auto_prereqs=false"))
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (["distill.temperature=0"], "temperature"),
+    (["distill.ce_weight=0", "distill.kd_weight=0"], "both 0"),
+])
+def test_bad_distill_settings(make_cfg, overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        validate(make_cfg("procedure=distill", *overrides))
