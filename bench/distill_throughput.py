@@ -1,0 +1,117 @@
+"""Distillation throughput: the runner's `procedure=distill` engine against Keras 3's own
+`keras.distillation.Distiller`, same teacher, student, data, batch size, optimizer and
+loss (KL at T with T^2 scaling plus hard-label cross-entropy).
+
+    python bench/distill_throughput.py [--pairs lenet:lenet_half hinton1200:hinton800]
+                                       [--batch-size 128] [--repeats 5] [--samples 12800] [--epochs 2]
+
+Three contenders, timed alternately in one process (median of --repeats rounds):
+  cached  the engine with the teacher's logits computed once before training (the
+          default). Its per-epoch rate excludes that one teacher pass, which is timed on
+          its own ("cache s") and folded back in for the amortised ratio over a default
+          20-epoch distillation;
+  live    the engine with distill.cache_teacher=false: the teacher runs at every step,
+          exactly the work the Distiller does;
+  keras   keras.distillation.Distiller(teacher, student, LogitsDistillation(T)).fit.
+Samples/s counts the training examples each contender really processed (the engine
+drops the incomplete last batch; Keras does not).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench._timing import alternate, machine_header, median, pair_ratios, print_table  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=["lenet:lenet_half", "hinton1200:hinton800"])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=12800)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=4.0)
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+
+    import models
+    from procedures.distill import _with_teacher_logits, make_loss
+    from src.fit import Fitter, make_optimizer
+
+    print("\n".join(machine_header()))
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples).astype("int64")
+    alpha = 0.1  # weight of the hard-label term, the same on both sides
+    kd = SimpleNamespace(temperature=args.temperature, ce_weight=alpha, kd_weight=1 - alpha, t2_scale=True,
+                         soft_loss="kl")
+    engine_samples = (args.samples // args.batch_size) * args.batch_size * args.epochs
+    keras_samples = args.samples * args.epochs
+    rows, results = [], []
+    for pair in args.pairs:
+        teacher_name, student_name = pair.split(":")
+        keras.utils.set_random_seed(0)
+        teacher = models.build(teacher_name, (28, 28, 1), 10)
+
+        with_logits = _with_teacher_logits(teacher, {"x": x, "y": y})
+
+        def engine(cached: bool):
+            student = models.build(student_name, (28, 28, 1), 10)
+            fitter = Fitter(student, make_loss(student, teacher, kd, cached), make_optimizer("adam", 1e-3))
+            arrays = with_logits if cached else {"x": x, "y": y}
+
+            def go(epochs: int = args.epochs):
+                fitter.fit(arrays, epochs=epochs, batch_size=args.batch_size, seed=0, verbose=0)
+            return go
+
+        def distiller():
+            student = models.build(student_name, (28, 28, 1), 10)
+            model = keras.distillation.Distiller(
+                teacher=teacher, student=student,
+                distillation_losses=keras.distillation.LogitsDistillation(temperature=args.temperature),
+                student_loss_weight=alpha)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+
+            def go(epochs: int = args.epochs):
+                model.fit(x, y, batch_size=args.batch_size, epochs=epochs, verbose=0, shuffle=True)
+            return go
+
+        contenders = {"cached": engine(True), "live": engine(False), "keras": distiller(),
+                      "cache": lambda epochs=1: _with_teacher_logits(teacher, {"x": x, "y": y})}
+        for warm in contenders.values():
+            warm(1)  # tracing and first-call costs are not throughput
+        seconds = alternate(contenders, args.repeats)
+        cache_seconds = seconds.pop("cache")
+        rate = {k: [(keras_samples if k == "keras" else engine_samples) / s for s in v] for k, v in seconds.items()}
+        cached_ratio = median(pair_ratios(rate["cached"], rate["keras"]))
+        live_ratio = median(pair_ratios(rate["live"], rate["keras"]))
+        # a 20-epoch distillation: 20 epochs at the cached rate plus one caching pass
+        epoch_seconds = [s / args.epochs for s in seconds["cached"]]
+        amortised = [20 * args.samples / (20 * e + c) for e, c in zip(epoch_seconds, cache_seconds)]
+        amortised_ratio = median(pair_ratios(amortised, rate["keras"]))
+        rows.append([pair, f"{median(rate['cached']):.0f}", f"{median(cache_seconds):.2f}",
+                     f"{median(rate['live']):.0f}", f"{median(rate['keras']):.0f}", f"{cached_ratio:.2f}",
+                     f"{amortised_ratio:.2f}", f"{live_ratio:.2f}"])
+        results.append((pair, cached_ratio, amortised_ratio, live_ratio))
+
+    print()
+    print_table(["teacher:student", "cached/s", "cache s", "live/s", "Distiller/s", "cached÷keras",
+                 "cached 20ep÷keras", "live÷keras"], rows)
+    for pair, cached_ratio, amortised_ratio, live_ratio in results:
+        print(f"RESULT distill_throughput pair={pair} batch={args.batch_size} cached_over_distiller={cached_ratio:.2f} "
+              f"cached_20_epochs_over_distiller={amortised_ratio:.2f} live_over_distiller={live_ratio:.2f} "
+              f"(median of {args.repeats} paired rounds)")
+
+
+if __name__ == "__main__":
+    main()
