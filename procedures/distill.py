@@ -38,7 +38,7 @@ def artifact(cfg: DictConfig) -> Run:
            "distill": settings, "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed,
            "precision": cfg.precision}
     if kd.data == "reconstructed":
-        key["reconstructed"] = file_digest(_reconstructed_file(cfg))
+        key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     teacher_name = "file" if cfg.teacher.path else cfg.model.name
     return locate(cfg.paths.runs, cfg.dataset.name, "distill", f"{cfg.student.name}-from-{teacher_name}", key)
 
@@ -67,21 +67,27 @@ def _scratch_baseline(cfg: DictConfig) -> dict:
     return {"dir": str(run_.dir), **run_.metrics()}
 
 
-def _reconstructed_file(cfg: DictConfig) -> Path:
-    """The data.npz to distill on: distill.data_path, else optimize_dataset's artifact."""
+def _reconstructed_files(cfg: DictConfig) -> list[Path]:
+    """The data.npz file(s) to distill on: distill.data_path, else the store's
+    optimize_dataset run for distill.objective (or shards of it that cover every class),
+    produced first when missing and auto_prereqs=true."""
     if cfg.distill.data_path:
         path = Path(cfg.distill.data_path).expanduser()
         path = path / "data.npz" if path.is_dir() else path
         if not path.is_file():
             raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there")
-        return path
-    try:
-        import procedures.optimize_dataset  # noqa: F401  (the data-free procedure)
-    except ImportError:
-        raise ArtifactError("distill.data=reconstructed needs reconstructed data: this version has no "
-                            "optimize_dataset procedure; give distill.data_path=/path/to/data.npz") from None
-    upstream = derive(cfg, "optimize_dataset", **{"optimize.objective": cfg.distill.objective})
-    return ensure("optimize_dataset", upstream, why="distill.data=reconstructed").file("data.npz")
+        return [path]
+    from procedures import optimize_dataset
+
+    if cfg.distill.objective is None:
+        raise ArtifactError("distill.data=reconstructed needs distill.objective=... (which reconstruction, e.g. "
+                            "top_layer or all_layers) or distill.data_path=/path/to/data.npz")
+    upstream = derive(cfg, "optimize_dataset", **{"optimize.objective": cfg.distill.objective,
+                                                  "optimize.classes": None})
+    found = optimize_dataset.reconstruction_files(upstream)
+    if found:
+        return found
+    return [ensure("optimize_dataset", upstream, why="distill.data=reconstructed").file("data.npz")]
 
 
 def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:
@@ -89,13 +95,14 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
     if cfg.distill.data == "dataset":
         return ({"x": data.x_train, "y": data.y_train}, {"x": data.x_val, "y": data.y_val},
                 f"{data.name} training split")
-    path = _reconstructed_file(cfg)
-    fake = datasets.load({"name": "reconstructed", "path": str(path), "split_seed": cfg.dataset.split_seed},
-                         val_split=cfg.train.val_split)
+    paths = _reconstructed_files(cfg)
+    fake = datasets.load({"name": "reconstructed", "path": [str(p) for p in paths],
+                          "split_seed": cfg.dataset.split_seed}, val_split=cfg.train.val_split)
     if fake.input_shape != data.input_shape:
-        raise ArtifactError(f"reconstructed data {path} has inputs of shape {fake.input_shape} but dataset "
+        raise ArtifactError(f"reconstructed data {paths[0]} has inputs of shape {fake.input_shape} but dataset "
                             f"{data.name} (which the student is tested on) has {data.input_shape}")
-    return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {path}"
+    where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} shards in {paths[0].parent.parent}"
+    return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {where}"
 
 
 def _with_teacher_logits(teacher, arrays: dict) -> dict:

@@ -69,6 +69,30 @@ class DistillConfig:
 
 
 @dataclass
+class StatsConfig:
+    layers: Optional[list[str]] = None  # null = every hidden pre-activation plus the logits
+    temperature: float = 8.0  # the logits are divided by it before their statistics
+    max_cov_dim: int = 2048  # full covariance up to this many units, diagonal above
+    batch_size: int = 1024
+    spectral: bool = True  # also the graph-Fourier statistics of the spectral objectives
+    spectral_keep: float = 0.1  # fraction of graph Fourier coefficients kept per class
+
+
+@dataclass
+class OptimizeConfig:
+    objective: str = "top_layer"  # top_layer | all_layers | all_layers_dropout | spectral_all_layers | spectral_layer_pairs
+    per_class: int = 6400
+    batch_size: int = 64  # each batch keeps its own targets (and dropout masks)
+    steps: int = 1000
+    lr: Optional[float] = None  # null = per model: 0.07 fully connected, 0.09 convolutional
+    init: list[float] = field(default_factory=lambda: [0.15, 0.1])  # normal(mean, std) start
+    clip: bool = False  # clip inputs to [0, 1] after every step
+    classes: Optional[list[int]] = None  # a shard: only these classes
+    chunk_examples: int = 8192  # examples optimised together in one compiled call
+    jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
+
+
+@dataclass
 class EvaluateConfig:
     path: Optional[str] = None  # a run folder or .keras file; else model from the store
 
@@ -96,6 +120,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

@@ -13,6 +13,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SOFT_LOSSES = ("kl", "ce")
 DISTILL_DATA = ("dataset", "reconstructed")
 REPORT_FORMATS = ("markdown", "csv")
+OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout", "spectral_all_layers", "spectral_layer_pairs")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -56,3 +57,17 @@ def validate(cfg) -> None:
     _choice(kd.soft_loss, SOFT_LOSSES, "distill.soft_loss")
     _choice(kd.data, DISTILL_DATA, "distill.data")
     _choice(cfg.report.format, REPORT_FORMATS, "report.format")
+    st = cfg.stats
+    _check(st.temperature > 0, f"stats.temperature={st.temperature}: must be > 0 (the paper uses 8)")
+    _check(st.max_cov_dim >= 1 and st.batch_size >= 1, "stats.max_cov_dim and stats.batch_size must be >= 1")
+    _check(0 < st.spectral_keep <= 1, f"stats.spectral_keep={st.spectral_keep}: a fraction in (0, 1] (the paper keeps 0.1)")
+    op = cfg.optimize
+    _choice(op.objective, OBJECTIVES, "optimize.objective")
+    if kd.data == "reconstructed" and kd.objective is not None:
+        _choice(kd.objective, OBJECTIVES, "distill.objective")
+    _check(op.per_class >= 1 and op.batch_size >= 1 and op.steps >= 1,
+           "optimize.per_class, optimize.batch_size and optimize.steps must be >= 1")
+    _check(op.lr is None or op.lr > 0, f"optimize.lr={op.lr}: must be > 0 or null (per model)")
+    _check(len(op.init) == 2 and op.init[1] >= 0, f"optimize.init={list(op.init)}: give [mean, std] with std >= 0")
+    _check(op.chunk_examples >= op.batch_size, "optimize.chunk_examples must be at least optimize.batch_size")
+    _check(op.jitter > 0, "optimize.jitter must be > 0")

@@ -378,9 +378,12 @@ def test_reconstructed_loads_npz_with_empty_test(tmp_path):
         assert rows(np.concatenate([ds.x_train, ds.x_val])) == rows(x)
 
 
-def test_reconstructed_needs_a_path_and_unit_range(tmp_path):
+def test_reconstructed_needs_a_path_and_finite_values(tmp_path):
     with pytest.raises(DatasetError, match="dataset.path"):
         datasets.load(make_cfg(name="reconstructed"), 0.1)
-    np.savez(tmp_path / "data.npz", x=np.full((4, 2, 2, 1), -1.0, np.float32), y=np.zeros(4, int))
-    with pytest.raises(DatasetError, match=r"\[0, 1\]"):
+    # optimised inputs may leave [0, 1]: they are kept unchanged
+    np.savez(tmp_path / "data.npz", x=np.full((4, 2, 2, 1), -1.5, np.float32), y=np.zeros(4, int))
+    assert datasets.load(make_cfg(name="reconstructed", path=str(tmp_path)), 0.0).x_train.min() == -1.5
+    np.savez(tmp_path / "data.npz", x=np.full((4, 2, 2, 1), np.nan, np.float32), y=np.zeros(4, int))
+    with pytest.raises(DatasetError, match="NaN"):
         datasets.load(make_cfg(name="reconstructed", path=str(tmp_path)), 0.0)

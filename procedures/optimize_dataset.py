@@ -1,0 +1,279 @@
+"""optimize_dataset: reconstruct a training set from a teacher and its activation
+statistics alone (Lopes, Fenu & Starner 2017): inputs, started from noise, are optimised
+until the frozen teacher's activations match targets sampled from the per-class stats.
+
+    python main.py procedure=optimize_dataset model=lenet dataset=mnist_conv optimize.objective=top_layer
+    python main.py procedure=optimize_dataset optimize.objective=all_layers optimize.classes=[0,1,2]
+
+The stats come from the store (compute_stats, produced first when missing). Output:
+data.npz (x, intended labels y, class_names) and samples.png, one row per class.
+See docs/optimize_dataset.md for the objectives and how they differ from the seed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from procedures._common import derive, ensure, load_data, trained_model
+from src import runtime
+from src.activations import ActivationTap
+from src.errors import ArtifactError, ConfigError
+from src.gaussian import cholesky_with_jitter, sample
+from src.plots import sample_grid_png
+from src.reconstruct import InputOptimizer, relu_mse
+from src.runstore import Run, atomic_write, locate, read_json
+
+log = logging.getLogger(__name__)
+LAYERWISE = ("top_layer", "all_layers", "all_layers_dropout")
+
+
+def default_lr(teacher: keras.Model) -> float:
+    """The paper's learning rates: 0.07 for fully connected teachers, 0.09 for LeNet."""
+    convolutional = any(isinstance(layer, keras.layers.Conv2D) for layer in teacher.layers)
+    return 0.09 if convolutional else 0.07
+
+
+def _settings(cfg: DictConfig) -> dict:
+    """What determines the reconstruction (chunk size does not: examples are independent)."""
+    op = cfg.optimize
+    keys = ("objective", "per_class", "batch_size", "steps", "lr", "init", "clip", "jitter")
+    settings = {k: op[k] for k in keys}
+    settings["classes"] = sorted(op.classes) if op.classes is not None else None
+    return settings
+
+
+def artifact(cfg: DictConfig) -> Run:
+    stats_run = importlib_stats().artifact(derive(cfg, "compute_stats"))
+    key = {"procedure": "optimize_dataset", "stats": stats_run.hash, "optimize": _settings(cfg), "seed": cfg.seed}
+    name = f"{'file' if cfg.teacher.path else cfg.model.name}-{cfg.optimize.objective}"
+    if cfg.optimize.classes is not None:
+        name += "-classes" + "-".join(str(c) for c in sorted(cfg.optimize.classes))
+    return locate(cfg.paths.runs, cfg.dataset.name, "optimize_dataset", name, key)
+
+
+def importlib_stats():
+    import importlib
+    return importlib.import_module("procedures.compute_stats")
+
+
+def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
+    """data.npz files that together cover every class: the full run, or finished shards
+    (optimize.classes) of the same reconstruction. None when neither exists."""
+    full = artifact(derive(cfg, "optimize_dataset", **{"optimize.classes": None}))
+    if full.is_done():
+        return [full.file("data.npz")]
+    wanted = {**full.key, "optimize": {**full.key["optimize"], "classes": None}}
+    shards, covered = [], set()
+    for folder in sorted((full.dir.parent).glob("*")):
+        if not (folder / "DONE").exists() or folder == full.dir:
+            continue
+        key = read_json(folder / "key.json")
+        classes = key.get("optimize", {}).get("classes")
+        if classes and {**key, "optimize": {**key["optimize"], "classes": None}} == wanted \
+                and not covered & set(classes):
+            shards.append(folder / "data.npz")
+            covered |= set(classes)
+    num_classes = len(np.load(ensure_stats_file(cfg, allow_run=False), allow_pickle=False)["count"]) \
+        if shards else 0
+    return shards if shards and covered == set(range(num_classes)) else None
+
+
+def ensure_stats_file(cfg: DictConfig, allow_run: bool = True) -> Path:
+    upstream = derive(cfg, "compute_stats")
+    if allow_run:
+        return ensure("compute_stats", upstream, why="optimize_dataset").file("stats.npz")
+    return importlib_stats().artifact(upstream).file("stats.npz")
+
+
+def run(cfg: DictConfig) -> dict:
+    runtime.setup(cfg)
+    objective = cfg.optimize.objective
+    if objective not in LAYERWISE and not _spectral_available():
+        raise ConfigError(f"optimize.objective={objective} needs the spectral module, which this version lacks; "
+                          f"use one of {', '.join(LAYERWISE)}")
+    data = load_data(cfg)
+    teacher, _ = trained_model(cfg, data, cfg.teacher.path, "teacher")
+    stats_file = ensure_stats_file(cfg)
+    run_ = artifact(cfg)
+    with run_.lock():
+        if run_.is_done() and not cfg.force:
+            log.info("optimize_dataset: reusing finished run %s", run_.dir)
+            return run_.metrics()
+        run_.start(cfg, force=cfg.force)
+        with np.load(stats_file, allow_pickle=False) as npz:
+            stats = {k: npz[k] for k in npz.files}
+        metrics = _optimize(cfg, run_, teacher, stats, data.input_shape)
+    log.info("optimize_dataset %s (%s): %d inputs, teacher agrees with the intended class on %.1f%%, %.1f s -> %s",
+             teacher.name, objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
+             run_.dir)
+    return metrics
+
+
+def _spectral_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("src.spectral") is not None
+
+
+def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tuple) -> dict:
+    op = cfg.optimize
+    num_classes = len(stats["count"])
+    classes = sorted(op.classes) if op.classes is not None else list(range(num_classes))
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"optimize.classes={list(op.classes)}: classes {bad} do not exist (0..{num_classes - 1})")
+    objective = _objective(cfg, teacher, stats)
+    lr = op.lr if op.lr is not None else default_lr(teacher)
+    optimizer = InputOptimizer(objective.loss, lr=lr, batch_size=op.batch_size, clip=op.clip,
+                               jit_compile=runtime.use_xla(cfg))
+    batches_per_class = -(-op.per_class // op.batch_size)
+    batch_list = [(c, b) for c in classes for b in range(batches_per_class)]
+    per_chunk = max(1, op.chunk_examples // op.batch_size)
+    xs, ys, losses = [], [], []
+    started = time.perf_counter()
+    progress = keras.utils.Progbar(len(batch_list), unit_name="batch")
+    for start in range(0, len(batch_list), per_chunk):
+        chunk = batch_list[start:start + per_chunk]
+        x0, labels, targets = objective.prepare(chunk, input_shape)
+        where = f" (classes {sorted(set(c for c, _ in chunk))})"
+        x, loss = optimizer.run(tf.constant(x0), targets, op.steps, where)
+        xs.append(x.numpy())
+        ys.append(labels)
+        losses.append(loss.numpy())
+        progress.update(start + len(chunk))
+    seconds = time.perf_counter() - started
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    keep = _first_per_class(y, op.per_class)  # the last batch of a class may overshoot per_class
+    x, y, loss = x[keep], y[keep], np.concatenate(losses)[keep]
+    predicted = np.argmax(teacher.predict(x, batch_size=1024, verbose=0), axis=-1)
+    class_names = stats["class_names"]
+    atomic_write(run_.file("data.npz"), lambda tmp: np.savez(tmp, x=x.astype(np.float32), y=y, class_names=class_names))
+    sample_grid_png(x, y, [str(n) for n in class_names], run_.file("samples.png"),
+                    f"{teacher.name}: {op.objective}, {op.steps} steps")
+    metrics = {"examples": int(len(x)), "classes": classes, "objective": op.objective, "lr": lr,
+               "seconds": seconds, "sample_steps_per_second": len(batch_list) * op.batch_size * op.steps / seconds,
+               "final_loss": float(loss.mean()),
+               "final_loss_per_class": {int(c): float(loss[y == c].mean()) for c in classes},
+               "teacher_agreement": float(np.mean(predicted == y)),
+               "input_range": [float(x.min()), float(x.max())]}
+    run_.finish(metrics, ["data.npz", "samples.png"])
+    return metrics
+
+
+def _first_per_class(y: np.ndarray, per_class: int) -> np.ndarray:
+    order = np.argsort(y, kind="stable")
+    rank = np.empty_like(order)
+    counts = np.bincount(y)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank[order] = np.arange(len(y)) - np.repeat(starts, counts)
+    return np.sort(np.nonzero(rank < per_class)[0])
+
+
+def _objective(cfg: DictConfig, teacher, stats: dict):
+    objective = cfg.optimize.objective
+    if objective in LAYERWISE:
+        return LayerwiseObjective(cfg, teacher, stats)
+    from procedures._spectral_objective import SpectralObjective
+    return SpectralObjective(cfg, teacher, stats)
+
+
+class LayerwiseObjective:
+    """top_layer / all_layers / all_layers_dropout: per-example relu-MSE between the
+    teacher's activations and Gaussian samples of the class's stats."""
+
+    def __init__(self, cfg: DictConfig, teacher, stats: dict):
+        self.cfg = cfg
+        self.op = cfg.optimize
+        all_layers = [str(n) for n in stats["layers"]]
+        self.layers = ["logits"] if self.op.objective == "top_layer" else all_layers
+        if "logits" not in all_layers:
+            raise ArtifactError(f"the stats have no 'logits' layer (they have {all_layers}); "
+                                "recompute them with stats.layers=null")
+        self.temperature = float(stats["temperature"])
+        self.factors = {}
+        for name in self.layers:
+            if f"cov/{name}" in stats:
+                self.factors[name] = [cholesky_with_jitter(cov, self.op.jitter, f"class {c} covariance of {name}")[0]
+                                      for c, cov in enumerate(stats[f"cov/{name}"])]
+            else:
+                self.factors[name] = list(stats[f"std/{name}"].astype(np.float64))
+        self.means = {name: stats[f"mean/{name}"].astype(np.float64) for name in self.layers}
+        self.dropout = self.op.objective == "all_layers_dropout"
+        if self.dropout:
+            self.forward = DropoutChain(teacher, self.layers, self.temperature)
+            self.loss = lambda x, targets: relu_mse(self.forward(x, targets[len(self.layers):]),
+                                                    targets[: len(self.layers)])
+        else:
+            self.tap = ActivationTap(teacher, self.layers, self.temperature)
+            self.loss = lambda x, targets: relu_mse(self.tap(x), targets)
+
+    def prepare(self, chunk: list[tuple[int, int]], input_shape: tuple) -> tuple[np.ndarray, np.ndarray, list]:
+        """Start points, intended labels and targets of a chunk of (class, batch) pairs.
+
+        Every batch draws from its own generator, seeded by (seed, class, batch): the
+        result does not depend on how batches are grouped into chunks.
+        """
+        size = self.op.batch_size
+        x0, labels, targets = [], [], [[] for _ in self.layers]
+        masks = []
+        for c, b in chunk:
+            rng = np.random.default_rng([self.cfg.seed, c, b])
+            x0.append(rng.normal(self.op.init[0], self.op.init[1], (size, *input_shape)).astype(np.float32))
+            labels.append(np.full(size, c, np.int64))
+            for i, name in enumerate(self.layers):
+                targets[i].append(sample(self.means[name][c], np.asarray(self.factors[name][c]), size, rng))
+            if self.dropout:
+                masks.append(self.forward.draw_masks(size, rng))
+        tensors = [tf.constant(np.concatenate(t)) for t in targets]
+        if self.dropout:
+            tensors += [tf.constant(np.concatenate([m[i] for m in masks])) for i in range(len(masks[0]))]
+        return np.concatenate(x0), np.concatenate(labels), tensors
+
+
+class DropoutChain:
+    """The teacher run layer by layer with fixed dropout masks (for all_layers_dropout).
+
+    Masks are drawn once per batch and kept for all steps; they use inverted-dropout
+    scaling (mask / keep), exactly what the teacher saw in training. The seed multiplied
+    without 1/keep (anchors/datafree.md §7.4), shrinking the activations it matched.
+    Needs a teacher whose layers form one chain (all of this project's models do).
+    """
+
+    def __init__(self, teacher, layers: list[str], temperature: float):
+        self.layers = teacher.layers[1:] if isinstance(teacher.layers[0], keras.layers.InputLayer) else teacher.layers
+        for previous, layer in zip(self.layers, self.layers[1:]):
+            if layer.input is not previous.output:
+                raise ArtifactError(f"all_layers_dropout needs a teacher whose layers form one chain; "
+                                    f"'{layer.name}' does not follow '{previous.name}'")
+        self.dropouts = [layer for layer in self.layers if isinstance(layer, keras.layers.Dropout)]
+        if not self.dropouts:
+            raise ArtifactError(f"teacher '{teacher.name}' has no Dropout layers: all_layers_dropout is for "
+                                "teachers trained with dropout (e.g. hinton1200); use all_layers")
+        self.tapped = list(layers)
+        self.temperature = temperature
+
+    def draw_masks(self, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        masks = []
+        for layer in self.dropouts:
+            units = int(np.prod(layer.input.shape[1:]))
+            keep = 1.0 - layer.rate
+            masks.append(((rng.random((size, units)) < keep) / keep).astype(np.float32))
+        return masks
+
+    def __call__(self, x: tf.Tensor, masks: list[tf.Tensor]) -> list[tf.Tensor]:
+        outputs, next_mask = {}, iter(masks)
+        for layer in self.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                x = tf.reshape(tf.reshape(x, [tf.shape(x)[0], -1]) * next(next_mask), tf.shape(x))
+            else:
+                x = layer(x, training=False)
+            if layer.name in self.tapped:
+                flat = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
+                outputs[layer.name] = flat / self.temperature if layer.name == "logits" else flat
+        return [outputs[name] for name in self.tapped]

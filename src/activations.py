@@ -1,0 +1,40 @@
+"""Reading a model's inner activations by layer name, flattened per example."""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from src.errors import ArtifactError
+
+LOGITS = "logits"
+
+
+def check_layers(model: keras.Model, layers: list[str]) -> None:
+    """One-line error naming the layers the model does have."""
+    names = [layer.name for layer in model.layers]
+    missing = [name for name in layers if name not in names]
+    if missing:
+        raise ArtifactError(f"model '{model.name}' has no layer {', '.join(map(repr, missing))}; "
+                            f"its layers are: {', '.join(names)}")
+
+
+class ActivationTap:
+    """f(x) -> list of [batch, units] float32 activations of the named layers (their
+    outputs, i.e. pre-activations for this project's models), with the logits divided by
+    `temperature`. Inference mode: dropout off."""
+
+    def __init__(self, model: keras.Model, layers: list[str], temperature: float = 1.0):
+        check_layers(model, layers)
+        self.layers = list(layers)
+        self.temperature = float(temperature)
+        self.model = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
+        self.dims = [int(tf.reduce_prod(shape[1:])) for shape in
+                     [model.get_layer(name).output.shape for name in layers]]
+        self.shapes = [tuple(int(d) for d in model.get_layer(name).output.shape[1:]) for name in layers]
+
+    def __call__(self, x: tf.Tensor) -> list[tf.Tensor]:
+        outputs = self.model(x, training=False)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        flat = [tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1]) for out in outputs]
+        return [a / self.temperature if name == LOGITS else a for name, a in zip(self.layers, flat)]
