@@ -29,9 +29,14 @@ DONE = "DONE"
 
 
 def to_plain(value: Any) -> Any:
-    """OmegaConf nodes to plain Python containers (resolved), anything else unchanged."""
-    if isinstance(value, DictConfig) or OmegaConf.is_config(value):
+    """OmegaConf nodes to plain Python containers (resolved), at any depth, so that a
+    key hashes and round-trips through key.json the same way."""
+    if OmegaConf.is_config(value):
         return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
     return value
 
 

@@ -531,7 +531,7 @@ class SpectralLoss:
     (U_C(c)^T s_g - t_g)^2, with c the example's class, summed over the graphs.
 
     Built once from the stats (numpy); the per-class projections P[c] = U[:, index[c]]
-    ([K, n, C] float32 per graph) become constants. Calls are tf.function-safe: examples
+    ([n, C] float32 per graph and class, K * n * C * 4 bytes in all) become constants. Calls are tf.function-safe: examples
     are grouped by class with tf.dynamic_partition (a static loop over the K classes
     builds K matmuls, empty for absent classes) and put back with tf.dynamic_stitch, so a
     batch costs B * n * C multiply-adds per graph whether it holds one class or many.
@@ -556,9 +556,10 @@ class SpectralLoss:
             basis = np.asarray(stats[p + "basis"], np.float32)
             index = np.asarray(stats[p + "index"])
             self.graph_layers.append([str(x) for x in stats[p + "layers"]])
-            self.projections.append(tf.constant(np.ascontiguousarray(basis[:, index].transpose(1, 0, 2))))
-        self.num_classes = int(self.projections[0].shape[0])
-        self.sizes = [int(p.shape[2]) for p in self.projections]
+            # one constant per class: slicing a [K, n, C] constant at run time copies it every step
+            self.projections.append([tf.constant(np.ascontiguousarray(basis[:, row])) for row in index])
+        self.num_classes = len(self.projections[0])
+        self.sizes = [int(p[0].shape[1]) for p in self.projections]
 
     def _signals(self, activations) -> dict:
         import tensorflow as tf

@@ -114,3 +114,12 @@ def test_lock_serialises_two_jobs_on_one_key(tmp_path):
     for t in threads:
         t.join()
     assert order[0].endswith("-in") and order[1].endswith("-out") and order[0][0] == order[1][0]
+
+
+def test_nested_config_values_round_trip_through_key_json(tmp_path):
+    from omegaconf import OmegaConf
+    from src.runstore import read_json
+    cfg = OmegaConf.create({"init": [0.15, 0.1], "inner": {"a": 1}})
+    run = locate(tmp_path, "d", "p", "n", {"settings": {"init": cfg.init, "inner": cfg.inner}})
+    run.start({})
+    assert read_json(run.file("key.json")) == run.key == {"settings": {"init": [0.15, 0.1], "inner": {"a": 1}}}
