@@ -87,3 +87,11 @@ def model_identity(cfg: DictConfig, path: str | None) -> str:
     if path:
         return file_digest(resolve_model_file(path))
     return importlib.import_module("procedures.train").artifact(derive(cfg, "train")).hash
+
+
+def optimizer_for(cfg: DictConfig, examples: int):
+    """The train.* optimizer for a run over `examples` training examples."""
+    from src.fit import make_optimizer, steps_per_epoch
+    t = cfg.train
+    total = steps_per_epoch(examples, t.batch_size, t.max_steps) * t.epochs
+    return make_optimizer(t.optimizer, t.lr, t.lr_schedule, total)

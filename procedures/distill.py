@@ -20,11 +20,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 import datasets
-from procedures._common import build_model, derive, ensure, load_data, model_identity, trained_model
+from procedures._common import (build_model, derive, ensure, load_data, model_identity, optimizer_for,
+                                 trained_model)
 from src import runtime
 from src.artifacts import load_model
 from src.errors import ArtifactError
-from src.fit import Evaluator, Fitter, make_optimizer
+from src.fit import Evaluator, Fitter
 from src.losses import accuracy, agreement, distillation_loss
 from src.runstore import Run, atomic_write, file_digest, locate
 
@@ -133,7 +134,7 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
              "cached" if cached else "computed per step")
     student = build_model(cfg.student, data, cfg.seed)
     fitter = Fitter(student, make_loss(student, teacher, cfg.distill, cached),
-                    make_optimizer(cfg.train.optimizer, cfg.train.lr), jit_compile=runtime.use_xla(cfg))
+                    optimizer_for(cfg, len(train["x"])), jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)

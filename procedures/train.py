@@ -13,9 +13,9 @@ import time
 
 from omegaconf import DictConfig
 
-from procedures._common import build_model, load_data
+from procedures._common import build_model, load_data, optimizer_for
 from src import runtime
-from src.fit import Fitter, make_optimizer
+from src.fit import Fitter
 from src.losses import classifier_loss
 from src.runstore import Run, atomic_write, locate
 
@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> dict:
 def _train(cfg: DictConfig, run_: Run) -> dict:
     data = load_data(cfg)
     model = build_model(cfg.model, data, cfg.seed)
-    fitter = Fitter(model, classifier_loss(model), make_optimizer(cfg.train.optimizer, cfg.train.lr),
+    fitter = Fitter(model, classifier_loss(model), optimizer_for(cfg, len(data.x_train)),
                     jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,

@@ -40,8 +40,21 @@ STEPS_PER_CALL = 25  # steps run inside one compiled call between progress-bar u
 EVAL_BATCH = 1024
 
 
-def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    """Keras optimizer by config name; float16 precision wraps it in loss scaling."""
+def steps_per_epoch(examples: int, batch_size: int, max_steps: int | None = None) -> int:
+    """Full batches per epoch, as the fit loop runs them."""
+    steps = max(examples // min(batch_size, examples), 1)
+    return min(steps, max_steps) if max_steps else steps
+
+
+def make_optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0) -> keras.optimizers.Optimizer:
+    """Keras optimizer by config name; float16 precision wraps it in loss scaling.
+
+    schedule=cosine decays the rate from lr to 0 over total_steps (cosine annealing
+    without restarts); the schedule reads optimizer.iterations, which checkpoints keep,
+    so a resumed run continues on the same curve.
+    """
+    if schedule == "cosine" and total_steps > 0:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
     classes = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,

@@ -44,6 +44,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
+    lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant
     val_split: float = 0.1
     early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
     max_steps: Optional[int] = None  # stop each epoch after this many steps (smoke runs)

@@ -42,6 +42,7 @@ def validate(cfg) -> None:
            "train.early_stopping needs a validation split: set train.val_split (e.g. 0.1) or train.early_stopping=0")
     _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
     _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
+    _choice(t.lr_schedule, ("cosine", "constant"), "train.lr_schedule")
     _choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
     _choice(cfg.precision, PRECISIONS, "precision")
     _choice(cfg.model.init, ("default", "paper"), "model.init")

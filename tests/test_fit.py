@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import models
 from src.errors import TrainingDiverged
-from src.fit import Fitter, make_optimizer, read_history
+from src.fit import Fitter, make_optimizer, read_history, steps_per_epoch
 from src.losses import classifier_loss
 from src.runstore import locate
 
@@ -21,10 +21,10 @@ def _data(n=512, seed=0, noise=0.3):
     return {"x": x, "y": y.astype("int64")}
 
 
-def _fitter(lr=1e-2, seed=0):
+def _fitter(lr=1e-2, seed=0, schedule="constant", total_steps=0):
     keras.utils.set_random_seed(seed)
     model = models.build("hinton800", (8, 8, 1), 4)
-    return Fitter(model, classifier_loss(model), make_optimizer("adam", lr))
+    return Fitter(model, classifier_loss(model), make_optimizer("adam", lr, schedule, total_steps))
 
 
 def test_fit_learns_and_reports_history():
@@ -68,14 +68,17 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert [row["epoch"] for row in read_history(run.file("history.csv"))] == [1, 2, 3, 4]
 
 
-def test_resumed_run_matches_uninterrupted_run(tmp_path):
-    """Same seed: 2 epochs + resume to 4 gives the weights of 4 straight epochs."""
-    straight = _fitter()
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resumed_run_matches_uninterrupted_run(tmp_path, schedule):
+    """Same seed: 2 epochs + resume to 4 gives the weights of 4 straight epochs (the
+    cosine schedule continues from the restored step count)."""
+    total = 4 * (512 // 64)
+    straight = _fitter(schedule=schedule, total_steps=total)
     straight.fit(_data(), epochs=4, batch_size=64, seed=0, verbose=0)
     run = locate(tmp_path, "d", "train", "m", {"seed": 0})
     run.start({"seed": 0})
-    _fitter().fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0)
-    resumed = _fitter(seed=7)
+    _fitter(schedule=schedule, total_steps=total).fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0)
+    resumed = _fitter(seed=7, schedule=schedule, total_steps=total)
     resumed.fit(_data(), epochs=4, batch_size=64, seed=0, run=run, verbose=0)
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -103,3 +106,12 @@ def test_early_stopping_stops_and_restores_best(tmp_path):
     best = min(result.history, key=lambda row: row["val_loss"])
     assert result.best_epoch == best["epoch"]
     assert fitter.evaluate(noisy_val)["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run():
+    optimizer = make_optimizer("adam", 0.01, "cosine", 100)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(50)) == pytest.approx(0.005, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    assert float(steps_per_epoch(300, 64)) == 4 and steps_per_epoch(300, 64, max_steps=2) == 2

@@ -335,3 +335,24 @@ def test_spectral_loss_projects_each_example_with_its_class_basis():
     value, grads = step(tf.constant(b_labels), [tf.constant(t) for t in targets])
     np.testing.assert_allclose(float(value), 4.0 / 6, rtol=1e-5)
     assert all(np.isfinite(g.numpy()).all() for g in grads) and any(np.abs(g.numpy()).sum() > 0 for g in grads)
+
+
+def test_out_of_band_weight_one_is_the_papers_reconstruction_loss():
+    # P = U_C(c) has orthonormal columns, so for any s and target t (Pythagoras, P^T P = I):
+    #   ||s - P t||^2 = ||P^T s - t||^2 + ||s - P P^T s||^2,
+    # the in-band error plus the energy outside the C selected coefficients. out_of_band = 1
+    # therefore gives ||s - s_bar||^2 / C with s_bar = P t the paper's reconstruction.
+    rng = np.random.default_rng(7)
+    dims = [3, 2, 2]
+    (basis,) = spectral.graph_bases([rng.random((3, 2)), rng.random((2, 2))], dims, "all_layers")
+    labels = rng.integers(0, 2, 40)
+    stats = stats_from([basis], [rng.random((40, d)) for d in dims], labels, keep=0.5)  # C = 4 of 7
+    b_labels = np.array([0, 1, 1, 0])
+    b_acts = [rng.random((4, d)).astype(np.float32) for d in dims]
+    targets = [spectral.sample_spectral_targets(stats, 0, b_labels, rng)]
+    s = np.concatenate(b_acts, axis=1).astype(np.float64)
+    s_bar = spectral.reconstruct(stats, "all", b_labels, targets[0])
+    full = spectral.SpectralLoss(stats, out_of_band=1.0).per_example(b_acts, b_labels, targets).numpy()
+    np.testing.assert_allclose(full, np.sum((s - s_bar) ** 2, axis=1) / 4, rtol=1e-5)
+    in_band = spectral.SpectralLoss(stats).per_example(b_acts, b_labels, targets).numpy()
+    assert (full > in_band + 1e-4).all()  # keep < 1: the out-of-band energy is not zero here
