@@ -8,8 +8,8 @@ For every chosen layer (stats.layers; default every hidden pre-activation plus t
 logits divided by stats.temperature) and class: mean, standard deviation, and the full
 covariance where the layer has at most stats.max_cov_dim units (diagonal above). Sums are
 accumulated in float64, one single-class batch at a time (one a^T a matmul per batch, no
-per-example loop). With stats.spectral the graph-Fourier statistics of the spectral
-objectives are added (src/spectral.py). Output: stats.npz and mean_activations.png.
+per-example loop). With stats.spectral=all_layers|layer_pairs the graph-Fourier statistics
+of that spectral objective are added (src/spectral.py). Output: stats.npz and mean_activations.png.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict:
         started = time.perf_counter()
         arrays = layer_statistics(tap, data.x_train, data.y_train, data.num_classes, cfg.stats)
         layer_seconds = time.perf_counter() - started
-        if cfg.stats.spectral and _spectral_available():
+        if cfg.stats.spectral:
             arrays.update(_spectral(teacher, tap, data, cfg.stats))
         seconds = time.perf_counter() - started
         arrays.update({"teacher_source": np.array(source), "class_names": np.array(data.class_names)})
@@ -62,7 +62,7 @@ def run(cfg: DictConfig) -> dict:
         metrics = {"seconds": seconds, "layer_seconds": layer_seconds, "examples": int(len(data.x_train)),
                    "layers": layers, "units": dict(zip(layers, tap.dims)),
                    "full_covariance": [n for n in layers if f"cov/{n}" in arrays],
-                   "spectral": bool(cfg.stats.spectral), "teacher_source": source}
+                   "spectral": cfg.stats.spectral, "teacher_source": source}
         run_.finish(metrics, ["stats.npz", "mean_activations.png"])
     log.info("compute_stats %s on %s: %d layers %s, %d examples, %.1f s -> %s", teacher.name, data.name,
              len(layers), dict(zip(layers, tap.dims)), len(data.x_train), seconds, run_.dir)
@@ -115,25 +115,16 @@ def layer_statistics(tap: ActivationTap, x: np.ndarray, y: np.ndarray, num_class
     return arrays
 
 
-def _spectral_available() -> bool:
-    """The spectral module arrives with the spectral objectives; until then, skip it."""
-    import importlib.util
-    return importlib.util.find_spec("src.spectral") is not None
-
-
 def _spectral(teacher, tap: ActivationTap, data, stats: DictConfig) -> dict:
+    """Graph-Fourier statistics for one graph layout (docs/spectral.md)."""
     from src import spectral
 
     blocks = spectral.connectivity_blocks(teacher, tap.layers)
-    out = {}
-    for mode in ("all_layers", "layer_pairs"):
-        bases = spectral.graph_bases(blocks, tap.dims, mode)
+    bases = spectral.graph_bases(blocks, tap.dims, stats.spectral, tap.layers)
 
-        def batches():
-            for start in range(0, len(data.x_train), stats.batch_size):
-                acts = tap(tf.constant(data.x_train[start:start + stats.batch_size]))
-                yield [tf.nn.relu(a).numpy() for a in acts], data.y_train[start:start + stats.batch_size]
+    def batches():  # the tap's output is what spectral_stats expects (it applies the ReLU)
+        for start in range(0, len(data.x_train), stats.batch_size):
+            acts = tap(tf.constant(data.x_train[start:start + stats.batch_size]))
+            yield [a.numpy() for a in acts], data.y_train[start:start + stats.batch_size]
 
-        for key, value in spectral.spectral_stats(batches, bases, stats.spectral_keep, data.num_classes).items():
-            out[f"{mode}/{key}"] = value
-    return out
+    return spectral.spectral_stats(batches, bases, stats.spectral_keep, data.num_classes)

@@ -48,8 +48,17 @@ def _settings(cfg: DictConfig) -> dict:
     return settings
 
 
+SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": "layer_pairs"}
+
+
+def stats_config(cfg: DictConfig) -> DictConfig:
+    """The compute_stats run this reconstruction reads: with the graph-Fourier statistics
+    of a spectral objective, without them otherwise (they cost minutes for LeNet)."""
+    return derive(cfg, "compute_stats", **{"stats.spectral": SPECTRAL_GRAPHS.get(cfg.optimize.objective)})
+
+
 def artifact(cfg: DictConfig) -> Run:
-    stats_run = importlib_stats().artifact(derive(cfg, "compute_stats"))
+    stats_run = importlib_stats().artifact(stats_config(cfg))
     key = {"procedure": "optimize_dataset", "stats": stats_run.hash, "optimize": _settings(cfg), "seed": cfg.seed}
     name = f"{'file' if cfg.teacher.path else cfg.model.name}-{cfg.optimize.objective}"
     if cfg.optimize.classes is not None:
@@ -85,7 +94,7 @@ def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
 
 
 def ensure_stats_file(cfg: DictConfig, allow_run: bool = True) -> Path:
-    upstream = derive(cfg, "compute_stats")
+    upstream = stats_config(cfg)
     if allow_run:
         return ensure("compute_stats", upstream, why="optimize_dataset").file("stats.npz")
     return importlib_stats().artifact(upstream).file("stats.npz")
@@ -93,10 +102,6 @@ def ensure_stats_file(cfg: DictConfig, allow_run: bool = True) -> Path:
 
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
-    objective = cfg.optimize.objective
-    if objective not in LAYERWISE and not _spectral_available():
-        raise ConfigError(f"optimize.objective={objective} needs the spectral module, which this version lacks; "
-                          f"use one of {', '.join(LAYERWISE)}")
     data = load_data(cfg)
     teacher, _ = trained_model(cfg, data, cfg.teacher.path, "teacher")
     stats_file = ensure_stats_file(cfg)
@@ -110,14 +115,9 @@ def run(cfg: DictConfig) -> dict:
             stats = {k: npz[k] for k in npz.files}
         metrics = _optimize(cfg, run_, teacher, stats, data.input_shape)
     log.info("optimize_dataset %s (%s): %d inputs, teacher agrees with the intended class on %.1f%%, %.1f s -> %s",
-             teacher.name, objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
+             teacher.name, cfg.optimize.objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
              run_.dir)
     return metrics
-
-
-def _spectral_available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("src.spectral") is not None
 
 
 def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tuple) -> dict:
@@ -179,17 +179,63 @@ def _objective(cfg: DictConfig, teacher, stats: dict):
     objective = cfg.optimize.objective
     if objective in LAYERWISE:
         return LayerwiseObjective(cfg, teacher, stats)
-    from procedures._spectral_objective import SpectralObjective
+    if "spectral/graphs" not in stats:
+        raise ArtifactError(f"optimize.objective={objective} needs spectral statistics and these stats have "
+                            f"none: recompute them with stats.spectral={SPECTRAL_GRAPHS[objective]}")
     return SpectralObjective(cfg, teacher, stats)
 
 
-class LayerwiseObjective:
+class _StartPoints:
+    """Start inputs and intended labels of a chunk of (class, batch) pairs. Every batch
+    draws from its own generator, seeded by (seed, class, batch), so the result does not
+    depend on how batches are grouped into chunks."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.op = cfg.optimize
+
+    def start(self, c: int, b: int, input_shape: tuple) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.cfg.seed, c, b])
+        x0 = rng.normal(self.op.init[0], self.op.init[1], (self.op.batch_size, *input_shape)).astype(np.float32)
+        return rng, x0, np.full(self.op.batch_size, c, np.int64)
+
+
+class SpectralObjective(_StartPoints):
+    """spectral_all_layers / spectral_layer_pairs: the teacher's activations, projected on
+    each class's kept graph-Fourier coefficients, against samples of their per-class
+    Gaussian (src/spectral.py, docs/spectral.md). The labels travel as the first target
+    so that each example is projected on its own class's coefficients."""
+
+    def __init__(self, cfg: DictConfig, teacher, stats: dict):
+        from src import spectral
+        super().__init__(cfg)
+        self.spectral = spectral
+        self.stats = stats
+        self.loss_terms = spectral.SpectralLoss(stats)
+        self.tap = ActivationTap(teacher, self.loss_terms.layers, float(stats["temperature"]))
+        self.factors = {g: spectral.spectral_cholesky(stats, g, self.op.jitter)[0] for g in self.loss_terms.graphs}
+        self.loss = lambda x, targets: self.loss_terms.per_example(self.tap(x), targets[0], targets[1:])
+
+    def prepare(self, chunk: list[tuple[int, int]], input_shape: tuple) -> tuple[np.ndarray, np.ndarray, list]:
+        x0, labels, targets = [], [], [[] for _ in self.loss_terms.graphs]
+        for c, b in chunk:
+            rng, start, label = self.start(c, b, input_shape)
+            x0.append(start)
+            labels.append(label)
+            for i, g in enumerate(self.loss_terms.graphs):
+                targets[i].append(self.spectral.sample_spectral_targets(self.stats, g, label, rng,
+                                                                        chol=self.factors[g]))
+        labels = np.concatenate(labels)
+        tensors = [tf.constant(labels)] + [tf.constant(np.concatenate(t), tf.float32) for t in targets]
+        return np.concatenate(x0), labels, tensors
+
+
+class LayerwiseObjective(_StartPoints):
     """top_layer / all_layers / all_layers_dropout: per-example relu-MSE between the
     teacher's activations and Gaussian samples of the class's stats."""
 
     def __init__(self, cfg: DictConfig, teacher, stats: dict):
-        self.cfg = cfg
-        self.op = cfg.optimize
+        super().__init__(cfg)
         all_layers = [str(n) for n in stats["layers"]]
         self.layers = ["logits"] if self.op.objective == "top_layer" else all_layers
         if "logits" not in all_layers:
@@ -214,18 +260,14 @@ class LayerwiseObjective:
             self.loss = lambda x, targets: relu_mse(self.tap(x), targets)
 
     def prepare(self, chunk: list[tuple[int, int]], input_shape: tuple) -> tuple[np.ndarray, np.ndarray, list]:
-        """Start points, intended labels and targets of a chunk of (class, batch) pairs.
-
-        Every batch draws from its own generator, seeded by (seed, class, batch): the
-        result does not depend on how batches are grouped into chunks.
-        """
+        """Start points, intended labels and targets of a chunk of (class, batch) pairs."""
         size = self.op.batch_size
         x0, labels, targets = [], [], [[] for _ in self.layers]
         masks = []
         for c, b in chunk:
-            rng = np.random.default_rng([self.cfg.seed, c, b])
-            x0.append(rng.normal(self.op.init[0], self.op.init[1], (size, *input_shape)).astype(np.float32))
-            labels.append(np.full(size, c, np.int64))
+            rng, start, label = self.start(c, b, input_shape)
+            x0.append(start)
+            labels.append(label)
             for i, name in enumerate(self.layers):
                 targets[i].append(sample(self.means[name][c], np.asarray(self.factors[name][c]), size, rng))
             if self.dropout:

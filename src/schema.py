@@ -75,7 +75,7 @@ class StatsConfig:
     temperature: float = 8.0  # the logits are divided by it before their statistics
     max_cov_dim: int = 2048  # full covariance up to this many units, diagonal above
     batch_size: int = 1024
-    spectral: bool = True  # also the graph-Fourier statistics of the spectral objectives
+    spectral: Optional[str] = None  # null | all_layers | layer_pairs: graph-Fourier stats (set by optimize_dataset)
     spectral_keep: float = 0.1  # fraction of graph Fourier coefficients kept per class
 
 
@@ -91,6 +91,20 @@ class OptimizeConfig:
     classes: Optional[list[int]] = None  # a shard: only these classes
     chunk_examples: int = 8192  # examples optimised together in one compiled call
     jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
+
+
+@dataclass
+class SuiteRow:
+    label: str = ""
+    overrides: list[str] = field(default_factory=list)  # command-line overrides of this row's run
+    metric: str = "test_accuracy"
+
+
+@dataclass
+class SuiteConfig:
+    title: str = ""
+    reference: Optional[str] = None  # label of the row the others are divided by ("fraction of teacher")
+    rows: list[SuiteRow] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +137,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

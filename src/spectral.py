@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.gaussian import cholesky_with_jitter  # noqa: F401  (re-exported for callers)
+
 log = logging.getLogger(__name__)
 
 RELU_SUFFIX = "_relu"  # the models' naming convention (models/_blocks.py)
@@ -436,35 +438,6 @@ def bases_from_stats(stats: Mapping[str, np.ndarray]) -> list[GraphBasis]:
 # ---------------------------------------------------------------------------------------
 # 4. Sampling targets: mean + z L^T
 # ---------------------------------------------------------------------------------------
-
-def cholesky_with_jitter(cov: np.ndarray, jitter: float = 1e-6, tries: int = 12) -> tuple[np.ndarray, float]:
-    """Lower Cholesky factor L (L L^T = cov + j I) of a symmetric PSD matrix.
-
-    Tries j = 0 first; when cov is not numerically positive definite, j = jitter *
-    mean(diag(cov)) (relative, so the same setting fits activations of any scale; 1 when
-    the diagonal is 0), times 10 after each failure. Returns (L, j): j is the absolute
-    amount added, 0.0 when none was needed. Callers log a j > 0.
-    """
-    cov = np.asarray(cov, np.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"a covariance must be a square matrix, got shape {cov.shape}")
-    if not np.all(np.isfinite(cov)):
-        raise ValueError("the covariance has NaN or Inf entries")
-    cov = 0.5 * (cov + cov.T)
-    try:
-        return np.linalg.cholesky(cov), 0.0
-    except np.linalg.LinAlgError:
-        pass
-    scale = float(np.mean(np.diag(cov))) if cov.size else 1.0
-    amount = jitter * (scale if scale > 0 else 1.0)
-    eye = np.eye(len(cov))
-    for _ in range(tries):
-        try:
-            return np.linalg.cholesky(cov + amount * eye), amount
-        except np.linalg.LinAlgError:
-            amount *= 10.0
-    raise np.linalg.LinAlgError(f"the covariance is not positive definite even with {amount / 10:.3g} * I added")
-
 
 def spectral_cholesky(stats: Mapping[str, np.ndarray], graph: str | int,
                       jitter: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:

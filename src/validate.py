@@ -61,6 +61,8 @@ def validate(cfg) -> None:
     st = cfg.stats
     _check(st.temperature > 0, f"stats.temperature={st.temperature}: must be > 0 (the paper uses 8)")
     _check(st.max_cov_dim >= 1 and st.batch_size >= 1, "stats.max_cov_dim and stats.batch_size must be >= 1")
+    _check(st.spectral in (None, "all_layers", "layer_pairs"),
+           f"stats.spectral={st.spectral}: null, all_layers or layer_pairs")
     _check(0 < st.spectral_keep <= 1, f"stats.spectral_keep={st.spectral_keep}: a fraction in (0, 1] (the paper keeps 0.1)")
     op = cfg.optimize
     _choice(op.objective, OBJECTIVES, "optimize.objective")

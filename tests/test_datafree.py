@@ -12,7 +12,7 @@ from src.activations import ActivationTap
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError
 
-FAST = ["stats.spectral=false", "optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20"]
+FAST = ["optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20"]
 
 
 def test_stats_match_numpy_on_the_same_activations(make_cfg):
@@ -117,3 +117,31 @@ def test_distill_from_the_store_reconstruction(make_cfg):
     metrics = distill.run(cfg)  # trains the teacher, computes stats, reconstructs, distills
     assert optimize_dataset.artifact(make_cfg("procedure=optimize_dataset", "model=lenet", *FAST)).is_done()
     assert metrics["train_examples"] == 144 and 0 <= metrics["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("objective,graphs", [("spectral_all_layers", 1), ("spectral_layer_pairs", 2)])
+def test_spectral_objectives_run_end_to_end(make_cfg, objective, graphs):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", f"optimize.objective={objective}", *FAST,
+                   "optimize.steps=40")
+    metrics = optimize_dataset.run(cfg)
+    stats_run = compute_stats.artifact(optimize_dataset.stats_config(cfg))
+    stats = np.load(stats_run.file("stats.npz"))
+    assert len(stats["spectral/graphs"]) == graphs
+    assert metrics["examples"] == 160 and np.isfinite(metrics["final_loss"])
+    short = optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800",
+                                          f"optimize.objective={objective}", *FAST, "optimize.steps=1"))
+    assert metrics["final_loss"] < short["final_loss"]
+
+
+def test_layerwise_objectives_do_not_pay_for_spectral_stats(make_cfg):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST)
+    assert optimize_dataset.stats_config(cfg).stats.spectral is None
+    spectral = make_cfg("procedure=optimize_dataset", "model=hinton800", "optimize.objective=spectral_layer_pairs")
+    assert optimize_dataset.stats_config(spectral).stats.spectral == "layer_pairs"
+
+
+def test_spectral_objective_on_stats_without_spectral_part(make_cfg, monkeypatch):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", "optimize.objective=spectral_all_layers", *FAST)
+    monkeypatch.setattr(optimize_dataset, "SPECTRAL_GRAPHS", {"spectral_all_layers": None})
+    with pytest.raises(ArtifactError, match="needs spectral statistics.*stats.spectral"):
+        optimize_dataset.run(cfg)
