@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def _row_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The user's own overrides, minus the preset choice, then the row's."""
+    """The user's own overrides (the preset included), then the row's; the row's
+    procedure= replaces the suite's."""
     if not GlobalHydra.instance().is_initialized():
         raise ConfigError("procedure=suite runs through main.py (it composes each row with Hydra)")
-    base = [o for o in HydraConfig.get().overrides.task if not o.startswith(("experiment=", "procedure="))]
+    base = [o for o in HydraConfig.get().overrides.task if not o.startswith("procedure=")]
     row = compose(config_name="config", overrides=[*base, *overrides])
     validate(row)
     return row
