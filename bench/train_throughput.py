@@ -8,7 +8,8 @@ XLA (Keras 3 would otherwise default to jit_compile="auto"). Samples counted are
 really processed: the engine drops the incomplete last batch, Keras does not.
 It also times a float32 2048x2048 matmul reference as a third contender in every round
 and reports which fraction of the same round's matmul GFLOP/s the dense hinton1200 MLP
-reaches (training ~ 3x forward FLOPs); per-round, so a load change cannot skew it.
+reaches (forward + weight gradients + input gradients of the upper layers; the first
+layer needs no input gradient); per-round, so a load change cannot skew it.
 
 Why: src/fit.py claims its compiled multi-step loop beats Model.fit for small models on a
 CPU. DESIGN: throughput is proven by a bench that compares against something measured in
@@ -38,8 +39,10 @@ from src.fit import Fitter, make_optimizer  # noqa: E402
 from src.losses import classifier_loss  # noqa: E402
 
 SHAPE, CLASSES, LR, SEED = (28, 28, 1), 10, 1e-3, 0
-# hinton1200 forward FLOPs per example (multiply-adds x 2 of its three Dense layers).
-HINTON1200_FORWARD_FLOPS = 2 * (784 * 1200 + 1200 * 1200 + 1200 * 10)
+# hinton1200 training FLOPs per example: every Dense layer costs 2*m*n forward and 2*m*n
+# for its weight gradient; all but the first also 2*m*n for the gradient of its input.
+_DENSE = [(784, 1200), (1200, 1200), (1200, 10)]
+HINTON1200_TRAIN_FLOPS = sum(2 * m * n * (2 if i == 0 else 3) for i, (m, n) in enumerate(_DENSE))
 
 
 def make_data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +133,7 @@ def main(argv=None) -> None:
 
     hinton = next((r for r in results if r["name"] == "hinton1200"), None)
     if hinton:  # per round: achieved GFLOP/s over the matmul GFLOP/s of the same round
-        flops = 3 * HINTON1200_FORWARD_FLOPS
+        flops = HINTON1200_TRAIN_FLOPS
         frac = {side: T.median([sps * flops / 1e9 / g for sps, g in zip(hinton["sps"][side], hinton["gflops"])])
                 for side in ("engine", "keras_fit")}
         print(f"\nhinton1200 compute: {flops / 1e6:.2f} MFLOP per training example (3 x forward); "

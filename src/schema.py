@@ -41,7 +41,7 @@ class DatasetConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 64  # the seeds' batch size
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
     lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant
