@@ -136,7 +136,7 @@ def main(argv=None) -> None:
         flops = HINTON1200_TRAIN_FLOPS
         frac = {side: T.median([sps * flops / 1e9 / g for sps, g in zip(hinton["sps"][side], hinton["gflops"])])
                 for side in ("engine", "keras_fit")}
-        print(f"\nhinton1200 compute: {flops / 1e6:.2f} MFLOP per training example (3 x forward); "
+        print(f"\nhinton1200 compute: {flops / 1e6:.2f} MFLOP per training example (forward + gradients); "
               f"median over rounds of (achieved / same-round matmul GFLOP/s): "
               f"engine {frac['engine']:.1%}, keras_fit {frac['keras_fit']:.1%}")
 
