@@ -150,11 +150,19 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
         metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
                         "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
         metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]
-        gap = metrics["teacher_test_accuracy"] - metrics["scratch_test_accuracy"]
-        metrics["gap_recovered"] = metrics["kd_gain"] / gap if abs(gap) > 1e-9 else None
+        metrics["gap_recovered"] = gap_recovered(metrics["test_accuracy"], metrics["scratch_test_accuracy"],
+                                                 metrics["teacher_test_accuracy"])
     metrics["agreement"] = metrics.pop("test_agreement")
     run_.finish(metrics, ["model.keras", "history.csv"])
     return metrics
+
+
+def gap_recovered(distilled: float, scratch: float, teacher: float) -> float | None:
+    """(distilled - scratch) / (teacher - scratch): the share of the teacher's lead that
+    distillation recovered. Undefined (None) when the teacher is no better than the
+    student trained from scratch: there is no lead to recover."""
+    gap = teacher - scratch
+    return (distilled - scratch) / gap if gap > 1e-9 else None
 
 
 def test_metrics(model, teacher, data: datasets.Dataset, prefix: str) -> dict:
@@ -181,6 +189,7 @@ def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
     lines += [f"{name.ljust(width)}  {acc:8.4f}  {agree:8.4f}" for name, acc, agree in rows]
     if m.get("kd_gain") is not None:
         recovered = m.get("gap_recovered")
-        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f", gap recovered {recovered:.0%}" if recovered is not None else ""))
+        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f", gap recovered {recovered:.0%}" if recovered is not None
+                                                      else ", teacher no better than scratch: no gap to recover"))
     lines.append(f"artifacts: {run_.dir}")
     print("\n".join(lines), flush=True)
