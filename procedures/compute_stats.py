@@ -42,30 +42,30 @@ def run(cfg: DictConfig) -> dict:
     data = load_data(cfg)
     teacher, source = trained_model(cfg, data, cfg.teacher.path, "teacher")
     run_ = artifact(cfg)
-    with run_.lock():
-        if run_.is_done() and not cfg.force:
-            log.info("compute_stats: reusing finished run %s", run_.dir)
-            return run_.metrics()
-        run_.start(cfg, force=cfg.force)
-        layers = list(cfg.stats.layers) if cfg.stats.layers else models.activation_layers(teacher)
-        tap = ActivationTap(teacher, layers, cfg.stats.temperature)
-        started = time.perf_counter()
-        arrays = layer_statistics(tap, data.x_train, data.y_train, data.num_classes, cfg.stats)
-        layer_seconds = time.perf_counter() - started
-        if cfg.stats.spectral:
-            arrays.update(_spectral(teacher, tap, data, cfg.stats))
-        seconds = time.perf_counter() - started
-        arrays.update({"teacher_source": np.array(source), "class_names": np.array(data.class_names)})
-        atomic_write(run_.file("stats.npz"), lambda tmp: np.savez(tmp, **arrays))
-        mean_activations_png({n: arrays[f"mean/{n}"] for n in layers}, data.class_names,
-                             run_.file("mean_activations.png"), f"{teacher.name} on {data.name}")
-        metrics = {"seconds": seconds, "layer_seconds": layer_seconds, "examples": int(len(data.x_train)),
-                   "layers": layers, "units": dict(zip(layers, tap.dims)),
-                   "full_covariance": [n for n in layers if f"cov/{n}" in arrays],
-                   "spectral": cfg.stats.spectral, "teacher_source": source}
-        run_.finish(metrics, ["stats.npz", "mean_activations.png"])
-    log.info("compute_stats %s on %s: %d layers %s, %d examples, %.1f s -> %s", teacher.name, data.name,
-             len(layers), dict(zip(layers, tap.dims)), len(data.x_train), seconds, run_.dir)
+    metrics = run_.produce(cfg, lambda: _compute(cfg, run_, data, teacher, source), "compute_stats")
+    log.info("compute_stats %s on %s: units per layer %s, %d examples, %.1f s -> %s", teacher.name, data.name,
+             metrics["units"], metrics["examples"], metrics["seconds"], run_.dir)
+    return metrics
+
+
+def _compute(cfg: DictConfig, run_: Run, data, teacher, source: str) -> dict:
+    layers = list(cfg.stats.layers) if cfg.stats.layers else models.activation_layers(teacher)
+    tap = ActivationTap(teacher, layers, cfg.stats.temperature)
+    started = time.perf_counter()
+    arrays = layer_statistics(tap, data.x_train, data.y_train, data.num_classes, cfg.stats)
+    layer_seconds = time.perf_counter() - started
+    if cfg.stats.spectral:
+        arrays.update(_spectral(teacher, tap, data, cfg.stats))
+    seconds = time.perf_counter() - started
+    arrays.update({"teacher_source": np.array(source), "class_names": np.array(data.class_names)})
+    atomic_write(run_.file("stats.npz"), lambda tmp: np.savez(tmp, **arrays))
+    mean_activations_png({n: arrays[f"mean/{n}"] for n in layers}, data.class_names,
+                         run_.file("mean_activations.png"), f"{teacher.name} on {data.name}")
+    metrics = {"seconds": seconds, "layer_seconds": layer_seconds, "examples": int(len(data.x_train)),
+               "layers": layers, "units": dict(zip(layers, tap.dims)),
+               "full_covariance": [n for n in layers if f"cov/{n}" in arrays],
+               "spectral": cfg.stats.spectral, "teacher_source": source}
+    run_.finish(metrics, ["stats.npz", "mean_activations.png"])
     return metrics
 
 

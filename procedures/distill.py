@@ -50,13 +50,7 @@ def run(cfg: DictConfig) -> dict:
     teacher, teacher_source = trained_model(cfg, data, cfg.teacher.path, "teacher")
     scratch = _scratch_baseline(cfg) if cfg.distill.baseline else None
     run_ = artifact(cfg)
-    with run_.lock():
-        if run_.is_done() and not cfg.force:
-            log.info("distill: reusing finished run %s", run_.dir)
-            metrics = run_.metrics()
-        else:
-            run_.start(cfg, force=cfg.force)
-            metrics = _distill(cfg, run_, data, teacher, teacher_source, scratch)
+    metrics = run_.produce(cfg, lambda: _distill(cfg, run_, data, teacher, teacher_source, scratch), "distill")
     _print_summary(cfg, metrics, run_)
     return metrics
 

@@ -106,18 +106,17 @@ def run(cfg: DictConfig) -> dict:
     teacher, _ = trained_model(cfg, data, cfg.teacher.path, "teacher")
     stats_file = ensure_stats_file(cfg)
     run_ = artifact(cfg)
-    with run_.lock():
-        if run_.is_done() and not cfg.force:
-            log.info("optimize_dataset: reusing finished run %s", run_.dir)
-            return run_.metrics()
-        run_.start(cfg, force=cfg.force)
-        with np.load(stats_file, allow_pickle=False) as npz:
-            stats = {k: npz[k] for k in npz.files}
-        metrics = _optimize(cfg, run_, teacher, stats, data.input_shape)
+    metrics = run_.produce(cfg, lambda: _optimize(cfg, run_, teacher, _load_stats(stats_file), data.input_shape),
+                           "optimize_dataset")
     log.info("optimize_dataset %s (%s): %d inputs, teacher agrees with the intended class on %.1f%%, %.1f s -> %s",
              teacher.name, cfg.optimize.objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
              run_.dir)
     return metrics
+
+
+def _load_stats(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
 
 
 def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tuple) -> dict:

@@ -32,12 +32,7 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     run_ = artifact(cfg)
-    with run_.lock():
-        if run_.is_done() and not cfg.force:
-            log.info("train %s on %s: reusing finished run %s", cfg.model.name, cfg.dataset.name, run_.dir)
-            return run_.metrics()
-        run_.start(cfg, force=cfg.force)
-        metrics = _train(cfg, run_)
+    metrics = run_.produce(cfg, lambda: _train(cfg, run_), f"train {cfg.model.name} on {cfg.dataset.name}")
     log.info("train %s on %s: test accuracy %.4f (%d epochs, %.1f s) -> %s", cfg.model.name, cfg.dataset.name,
              metrics["test_accuracy"], metrics["epochs"], metrics["train_seconds"], run_.dir)
     return metrics

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 DONE = "DONE"
+log = logging.getLogger(__name__)
 
 
 def to_plain(value: Any) -> Any:
@@ -128,6 +130,16 @@ class Run:
 
     def metrics(self) -> dict:
         return read_json(self.file("metrics.json"))
+
+    def produce(self, config: DictConfig, make: Callable[[], dict], what: str) -> dict:
+        """The metrics of this artifact: reused when finished (unless config.force), else
+        made by `make()` (which ends with finish()), all under the folder's lock."""
+        with self.lock():
+            if self.is_done() and not config.force:
+                log.info("%s: reusing finished run %s", what, self.dir)
+                return self.metrics()
+            self.start(config, force=config.force)
+            return make()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
