@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from procedures import compute_stats
 from procedures._common import derive, ensure, load_data, trained_model
 from src import runtime
 from src.activations import ActivationTap
@@ -58,17 +59,12 @@ def stats_config(cfg: DictConfig) -> DictConfig:
 
 
 def artifact(cfg: DictConfig) -> Run:
-    stats_run = importlib_stats().artifact(stats_config(cfg))
+    stats_run = compute_stats.artifact(stats_config(cfg))
     key = {"procedure": "optimize_dataset", "stats": stats_run.hash, "optimize": _settings(cfg), "seed": cfg.seed}
     name = f"{'file' if cfg.teacher.path else cfg.model.name}-{cfg.optimize.objective}"
     if cfg.optimize.classes is not None:
         name += "-classes" + "-".join(str(c) for c in sorted(cfg.optimize.classes))
     return locate(cfg.paths.runs, cfg.dataset.name, "optimize_dataset", name, key)
-
-
-def importlib_stats():
-    import importlib
-    return importlib.import_module("procedures.compute_stats")
 
 
 def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
@@ -97,7 +93,7 @@ def ensure_stats_file(cfg: DictConfig, allow_run: bool = True) -> Path:
     upstream = stats_config(cfg)
     if allow_run:
         return ensure("compute_stats", upstream, why="optimize_dataset").file("stats.npz")
-    return importlib_stats().artifact(upstream).file("stats.npz")
+    return compute_stats.artifact(upstream).file("stats.npz")
 
 
 def run(cfg: DictConfig) -> dict:
