@@ -28,7 +28,7 @@ from src.errors import ArtifactError, ConfigError
 from src.gaussian import cholesky_with_jitter, sample
 from src.plots import sample_grid_png
 from src.reconstruct import InputOptimizer, relu_mse
-from src.runstore import Run, atomic_write, locate, read_json
+from src.runstore import Run, atomic_write, is_done, locate, read_json
 
 log = logging.getLogger(__name__)
 LAYERWISE = ("top_layer", "all_layers", "all_layers_dropout")
@@ -73,27 +73,26 @@ def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
     full = artifact(derive(cfg, "optimize_dataset", **{"optimize.classes": None}))
     if full.is_done():
         return [full.file("data.npz")]
-    wanted = {**full.key, "optimize": {**full.key["optimize"], "classes": None}}
+    without_classes = lambda key: {**key, "optimize": {**key["optimize"], "classes": None}}  # noqa: E731
     shards, covered = [], set()
-    for folder in sorted((full.dir.parent).glob("*")):
-        if not (folder / "DONE").exists() or folder == full.dir:
+    for folder in sorted(full.dir.parent.glob("*")):  # the folder may not exist yet
+        if folder == full.dir or not is_done(folder):
             continue
         key = read_json(folder / "key.json")
-        classes = key.get("optimize", {}).get("classes")
-        if classes and {**key, "optimize": {**key["optimize"], "classes": None}} == wanted \
-                and not covered & set(classes):
+        classes = set(key["optimize"]["classes"] or ())
+        if classes and not covered & classes and without_classes(key) == without_classes(full.key):
             shards.append(folder / "data.npz")
-            covered |= set(classes)
-    num_classes = len(np.load(ensure_stats_file(cfg, allow_run=False), allow_pickle=False)["count"]) \
-        if shards else 0
-    return shards if shards and covered == set(range(num_classes)) else None
+            covered |= classes
+    stats_file = compute_stats.artifact(stats_config(cfg)).file("stats.npz")
+    if not shards or not stats_file.exists():
+        return None
+    with np.load(stats_file, allow_pickle=False) as stats:
+        num_classes = len(stats["count"])
+    return shards if covered == set(range(num_classes)) else None
 
 
-def ensure_stats_file(cfg: DictConfig, allow_run: bool = True) -> Path:
-    upstream = stats_config(cfg)
-    if allow_run:
-        return ensure("compute_stats", upstream, why="optimize_dataset").file("stats.npz")
-    return compute_stats.artifact(upstream).file("stats.npz")
+def ensure_stats_file(cfg: DictConfig) -> Path:
+    return ensure("compute_stats", stats_config(cfg), why="optimize_dataset").file("stats.npz")
 
 
 def run(cfg: DictConfig) -> dict:
