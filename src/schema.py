@@ -14,6 +14,9 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from src.schema_hns import HnsConfig
+from src.schema_tree import TreeConfig
+
 
 @dataclass
 class ProcedureConfig:
@@ -138,6 +141,8 @@ class Config:
     stats: StatsConfig = field(default_factory=StatsConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     suite: SuiteConfig = field(default_factory=SuiteConfig)
+    hns: HnsConfig = field(default_factory=HnsConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

@@ -5,6 +5,7 @@ values a type cannot express (epochs=0, val_split=1.5, ...).
 """
 from __future__ import annotations
 
+from src import schema_hns, schema_tree
 from src.errors import ConfigError
 
 JIT_CHOICES = ("auto", "true", "false")
@@ -74,3 +75,5 @@ def validate(cfg) -> None:
     _check(len(op.init) == 2 and op.init[1] >= 0, f"optimize.init={list(op.init)}: give [mean, std] with std >= 0")
     _check(op.chunk_examples >= op.batch_size, "optimize.chunk_examples must be at least optimize.batch_size")
     _check(op.jitter > 0, "optimize.jitter must be > 0")
+    schema_hns.check(cfg)
+    schema_tree.check(cfg)
