@@ -1,0 +1,153 @@
+"""The joint Hide-and-Seek model: input -> hider -> binary mask -> input * mask -> seeker.
+
+It holds the hider and seeker as the same Keras models that pretraining saves, so
+pretrained weights move in by layer name (`transfer_by_name`). Its state that is not
+trained (slope, alpha controller, noise generator, the weights kept at every alpha) is
+tf.Variables tracked by the model, hence read inside the compiled step and saved in
+the fit loop's checkpoints.
+"""
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from src import binary
+from src.errors import ArtifactError
+from src.hns_alpha import AlphaController
+from src.hns_metrics import objective
+
+log = logging.getLogger(__name__)
+SNAPSHOT_LIMIT_BYTES = 1 << 30  # weights kept at every alpha: skipped (with a warning) above 1 GiB
+
+
+class HideAndSeek(keras.Model):
+    def __init__(self, hider: keras.Model, seeker: keras.Model, controller: AlphaController, *,
+                 estimator: str | None = None, monitor: str = "classification", slope_factor: float = 1.0, slope_max: float = 1000.0,
+                 seed: int = 0, keep_alpha_weights: bool = True):
+        super().__init__(name="hide_and_seek")
+        self.hider, self.seeker, self.controller = hider, seeker, controller
+        self.estimator = estimator  # None = deterministic threshold
+        self.monitor = monitor  # which loss the adaptive alpha watches: classification | total
+        self.slope_factor, self.slope_max = float(slope_factor), float(slope_max)
+        self.slope = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="slope")
+        self.noise = tf.random.Generator.from_seed(int(seed))
+        self.snapshots = None
+        if controller.adaptive and keep_alpha_weights:
+            levels = len(controller.levels)
+            size = levels * sum(int(np.prod(w.shape)) * 4 for w in self.joint_weights)
+            if size > SNAPSHOT_LIMIT_BYTES:
+                log.warning("not keeping the weights of every alpha: %d copies would take %.1f GB "
+                            "(set hns.keep_alpha_weights=false to silence this)", levels, size / 2 ** 30)
+            else:
+                self.snapshots = [tf.Variable(tf.zeros((levels, *w.shape), tf.float32), trainable=False)
+                                  for w in self.joint_weights]
+                self.snapshot_taken = tf.Variable(tf.zeros(levels, tf.bool), trainable=False)
+
+    @property
+    def joint_weights(self) -> list:
+        return list(self.hider.weights) + list(self.seeker.weights)
+
+    # ---- forward ------------------------------------------------------------------
+    def mask(self, a: tf.Tensor, training: bool, sampled: bool | None = None) -> tf.Tensor:
+        """The 0/1 mask for hider logits a: sampled while training a stochastic layer,
+        thresholded at 0.5 otherwise (or sampled on request, for the sampled test figure)."""
+        sampled = training if sampled is None else sampled
+        if self.estimator is None or not sampled:
+            return binary.threshold(a)
+        return binary.sample(a, self.noise.uniform(tf.shape(a)), self.estimator, self.slope.read_value())
+
+    def classify(self, x: tf.Tensor, mask: tf.Tensor, training: bool) -> tf.Tensor:
+        return tf.cast(self.seeker(x * tf.cast(mask, x.dtype), training=training), tf.float32)
+
+    def loss_fn(self, batch: dict, training: bool) -> dict:
+        """src.fit loss function: the alpha-weighted objective; training steps also update
+        alpha (adaptive) and the slope (sa). Evaluation thresholds the mask at 0.5.
+        Both modes report the same names (the fit loop learns them from evaluation)."""
+        x, y = batch["x"], batch["y"]
+        a = tf.cast(self.hider(x, training=training), tf.float32)
+        alpha = self.controller.alpha.read_value()
+        slope = self.slope.read_value()
+        mask = self.mask(a, training)
+        logits = self.classify(x, mask, training)
+        terms = objective(y, logits, mask, alpha)
+        loss = terms["loss"]
+        if training and self.estimator == "reinforce":
+            surrogate = binary.reinforce_surrogate(a, mask, terms["per_example"])
+            loss = loss + surrogate - tf.stop_gradient(surrogate)
+        if training:
+            monitored = terms["classification"] if self.monitor == "classification" else terms["loss"]
+            lowered = self.controller.update(monitored)
+            if self.snapshots is not None:
+                self._snapshot(lowered)
+            if self.estimator == "sa":
+                binary.advance_slope(self.slope, self.slope_factor, self.slope_max)
+        return {"loss": loss, "classification": terms["classification"], "hidden": 1.0 - terms["kept"],
+                "accuracy": _accuracy(y, logits), "alpha": alpha, "slope": slope}
+
+    def sampled_fn(self, batch: dict, training: bool = False) -> dict:
+        """Evaluation with a sampled (not thresholded) mask: the test figure the seed
+        reported for stochastic layers."""
+        x, y = batch["x"], batch["y"]
+        a = tf.cast(self.hider(x, training=False), tf.float32)
+        mask = self.mask(a, training=False, sampled=True)
+        logits = self.classify(x, mask, False)
+        return {"loss": tf.constant(0.0), "accuracy": _accuracy(y, logits), "hidden": 1.0 - tf.reduce_mean(mask)}
+
+    def _snapshot(self, lowered: tf.Tensor) -> None:
+        """When alpha was just lowered, keep the weights trained at the previous alpha."""
+        def keep():
+            slot = self.controller.level - 1
+            for store, weight in zip(self.snapshots, self.joint_weights):
+                store[slot].assign(tf.cast(weight, tf.float32))
+            self.snapshot_taken[slot].assign(True)
+            return tf.constant(True)
+        tf.cond(lowered, keep, lambda: tf.constant(False))
+
+    def kept_alphas(self) -> list[tuple[float, list[np.ndarray]]]:
+        """(alpha, weights) of every alpha left behind by the adaptive schedule, in order."""
+        if self.snapshots is None:
+            return []
+        taken = self.snapshot_taken.numpy()
+        return [(self.controller.levels[i], [s[i].numpy() for s in self.snapshots])
+                for i in range(len(taken)) if taken[i]]
+
+    def set_joint_weights(self, values: list[np.ndarray]) -> None:
+        for weight, value in zip(self.joint_weights, values):
+            weight.assign(value.astype(weight.dtype))
+
+
+def _accuracy(labels, logits):
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32))
+
+
+def transfer_by_name(source: keras.Model, target: keras.Model, what: str) -> int:
+    """Copy weights from source to target layer by layer, matched by name (never by
+    order: the seed's order-and-shape matching silently skipped layers). Every layer with
+    weights must exist on both sides with the same shapes, else ArtifactError names the
+    layers that do not match. Returns the number of layers copied."""
+    ours = {layer.name: layer for layer in target.layers if layer.weights}
+    theirs = {layer.name: layer for layer in source.layers if layer.weights}
+    problems = []
+    only_theirs = sorted(set(theirs) - set(ours))
+    only_ours = sorted(set(ours) - set(theirs))
+    if only_theirs:
+        problems.append(f"layers only in the pretrained {what}: {', '.join(only_theirs)}")
+    if only_ours:
+        problems.append(f"layers missing from the pretrained {what}: {', '.join(only_ours)}")
+    for name in sorted(set(ours) & set(theirs)):
+        a = [tuple(w.shape) for w in theirs[name].weights]
+        b = [tuple(w.shape) for w in ours[name].weights]
+        if a != b:
+            problems.append(f"layer {name} has weights {a} in the pretrained {what} but {b} here")
+    if problems:
+        raise ArtifactError(
+            f"cannot load the pretrained {what} '{source.name}' into '{target.name}' by layer name: "
+            + "; ".join(problems) + f". Fix: pretrain a {what} with the same hns.{what}, hns.mask_channels and "
+            f"dataset (drop hns.{what}_path to use the store's), or use hns.init=scratch")
+    for name, layer in ours.items():
+        layer.set_weights(theirs[name].get_weights())
+    return len(ours)
