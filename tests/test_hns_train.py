@@ -1,0 +1,98 @@
+"""hns_train end to end on tiny configs: in-process stages and joint run, one CLI run,
+and the bad inputs that must fail (or warn) in one line."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import pytest
+
+from procedures import hns_train
+from src.errors import ArtifactError, ConfigError
+from src.validate import validate
+
+FAST = ["procedure=hns_train", "train.epochs=2", "dataset.num_samples=256"]
+
+
+def test_stages_and_joint_run_in_process(make_cfg, capsys):
+    cfg = make_cfg(*FAST, "hns.estimator=reinforce", "hns.init=pretrained_both", "hns.patience=2", "train.batch_size=16",
+                   "hns.smoothing=0", "hns.figures_per_class=2", "hns.pretrain_epochs=1")
+    metrics = hns_train.run(cfg)
+    run = hns_train.artifact(cfg)
+    assert run.is_done()
+    for name in ("hider.keras", "seeker.keras", "hns_history.csv", "masks.png", "curves.png", "metrics.json"):
+        assert (run.dir / name).exists(), name
+    seeker_run, hider_run = hns_train.seeker_artifact(cfg), hns_train.hider_artifact(cfg)
+    assert seeker_run.is_done() and hider_run.is_done()
+    assert metrics["baseline"] == pytest.approx(seeker_run.metrics()["test_accuracy"])
+    assert metrics["hider_from"] == str(hider_run.dir) and metrics["seeker_from"] == str(seeker_run.dir)
+    assert metrics["fidelity"] == pytest.approx(metrics["test_accuracy"] / metrics["baseline"])
+    assert metrics["fii"] == pytest.approx(metrics["fidelity"] * metrics["interpretability"])
+    assert metrics["epochs"] == 2 and metrics["layer"] == "reinforce"
+    assert 0.0 <= metrics["interpretability_sampled"] <= 1.0
+    rows = list(csv.DictReader(open(run.dir / "hns_history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    # adaptive alpha with patience 2: it was lowered, and the weights of every alpha left are kept
+    assert metrics["final_alpha"] < 1.0
+    kept = [r["alpha"] for r in metrics["alphas"][:-1]]
+    assert kept and kept[0] == 1.0
+    assert (run.dir / "alpha_weights" / "alpha_1.00_hider.weights.h5").exists()
+    assert "FII" in capsys.readouterr().out
+    assert hns_train.run(cfg) == json.loads((run.dir / "metrics.json").read_text())  # reused
+
+
+def test_deterministic_constant_alpha_with_a_given_baseline(make_cfg):
+    cfg = make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1")
+    metrics = hns_train.run(cfg)
+    assert metrics["layer"] == "det" and metrics["final_alpha"] == pytest.approx(0.6)
+    assert metrics["baseline_source"] == "hns.baseline" and metrics["test_accuracy_sampled"] is None
+    assert not hns_train.seeker_artifact(cfg).dir.exists()  # nothing pretrained when nothing needs it
+
+
+def test_cli_smoke(cli, tmp_path):
+    result = cli("procedure=hns_train", "debug=smoke", "dataset=synthetic", "dataset.num_samples=256",
+                 "hns.estimator=sa", "hns.rate=1.0", "hns.baseline=0.9", f"paths.runs={tmp_path / 'runs'}")
+    assert result.returncode == 0, result.output
+    assert "FII" in result.output and "hns_train/hider_small+seeker_small-sa-" in result.output
+
+
+def test_missing_baseline_without_prereqs_says_how(make_cfg):
+    with pytest.raises(ArtifactError, match=r"pretrained seeker.*auto_prereqs=true.*hns.baseline="):
+        hns_train.run(make_cfg(*FAST, "auto_prereqs=false"))
+
+
+def test_pretrained_hider_whose_layers_do_not_match(make_cfg, tmp_path):
+    from models.hns import build_hider
+    path = tmp_path / "hider.keras"
+    build_hider("hider_large", (32, 32, 1)).save(path)
+    with pytest.raises(ArtifactError, match=r"by layer name: layers only in the pretrained hider: hider_conv3"):
+        hns_train.run(make_cfg(*FAST, "hns.init=pretrained_hider", f"hns.hider_path={path}", "hns.baseline=0.5",
+                               "dataset.image_shape=[32,32,1]"))
+
+
+def test_bad_settings(make_cfg, caplog):
+    with pytest.raises(ConfigError, match="hns.estimator='st3' is not known; choose one of st1, st2, sa, reinforce"):
+        validate(make_cfg("procedure=hns_train", "hns.estimator=st3"))
+    for alpha in ("1.5", "-0.1"):
+        with pytest.raises(ConfigError, match=rf"hns.alpha={alpha}: must be in \[0, 1\]"):
+            validate(make_cfg("procedure=hns_train", f"hns.alpha={alpha}"))
+    with pytest.raises(ConfigError, match="hns.seeker='resnet' is not known"):
+        validate(make_cfg("procedure=hns_train", "hns.seeker=resnet"))
+    caplog.set_level(logging.WARNING)
+    validate(make_cfg("procedure=hns_train", "hns.rate=0.1"))
+    assert "hns.rate=0.1 is ignored with a deterministic layer" in caplog.text
+    caplog.clear()
+    validate(make_cfg("procedure=hns_train", "hns.estimator=sa", "hns.rate=0.1"))
+    assert "ignored" not in caplog.text
+
+
+def test_naming_an_estimator_makes_the_layer_stochastic(make_cfg):
+    from src.schema_hns import binary_layer
+    assert binary_layer(make_cfg("hns.estimator=sa").hns) == (True, "sa")
+    assert binary_layer(make_cfg("hns.stochastic=true").hns) == (True, "st1")
+    assert binary_layer(make_cfg().hns) == (False, None)
+    assert binary_layer(make_cfg("hns.stochastic=false", "hns.estimator=sa").hns) == (False, None)
+    keys = {hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", f"hns.estimator={e}")).dir.name
+            for e in ("st1", "st2", "sa", "reinforce")}
+    assert len(keys) == 4
