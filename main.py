@@ -17,9 +17,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from src.errors import RunnerError
+from src import runstore
+from src.errors import ConfigError, RunnerError
+from src.plugins import missing_plugin
 from src.schema import register
 from src.validate import validate
 
@@ -34,13 +37,39 @@ def main(cfg: DictConfig) -> float | None:
         validate(cfg)
         procedure = importlib.import_module(f"procedures.{cfg.procedure.name}")
         metrics = procedure.run(cfg)
+        write_job_result(cfg, metrics)
+        return headline(cfg, metrics)
     except RunnerError as error:
         log.error("%s: %s", type(error).__name__, error)
         sys.exit(2)
-    if cfg.optimized_metric:
-        return float(metrics[cfg.optimized_metric])
-    return None
+
+
+def headline(cfg: DictConfig, metrics: dict) -> float | None:
+    """The metric a sweeper maximises (optimized_metric), or None when none is asked for."""
+    if not cfg.optimized_metric:
+        return None
+    if cfg.optimized_metric not in metrics:
+        known = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)))
+        raise ConfigError(f"optimized_metric={cfg.optimized_metric} is not a metric of procedure "
+                          f"{cfg.procedure.name}; it reports: {known}")
+    return float(metrics[cfg.optimized_metric])
+
+
+def write_job_result(cfg: DictConfig, metrics: dict) -> None:
+    """<hydra output dir>/result.json: this job's scalar metrics and run folder, which
+    `report report.sweep=<sweep dir>` reads to tabulate a whole sweep."""
+    if not HydraConfig.initialized():
+        return
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) or v is None}
+    produced = runstore.produced_runs()
+    runstore.write_json(os.path.join(HydraConfig.get().runtime.output_dir, "result.json"),
+                        {"procedure": cfg.procedure.name, "metrics": scalars,
+                         "run": str(produced[-1]) if produced else None})
 
 
 if __name__ == "__main__":
+    problem = missing_plugin(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -3,6 +3,7 @@
     python main.py procedure=report
     python main.py procedure=report report.procedure=distill report.format=csv
     python main.py procedure=report report.dataset=fashion_mnist report.output=results.md
+    python main.py procedure=report report.sweep=multirun/2026-11-22/10-00-00-000000
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from src import sweep
 from src.runstore import atomic_write, finished_runs, read_json
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,14 @@ def collect(cfg: DictConfig) -> list[dict]:
 
 def format_table(rows: list[dict], style: str) -> str:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    if style == "csv":
+    if style == "csv":  # machine-readable: full precision
+        cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
         writer.writerows(cells)
         return buffer.getvalue()
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
@@ -80,14 +83,41 @@ def _cell(value) -> str:
 
 
 def run(cfg: DictConfig) -> dict:
+    if cfg.report.sweep:
+        return run_sweep(cfg)
     rows = collect(cfg)
     if not rows:
         log.warning("no finished runs under %s match the filters: run a procedure first, "
                     "or point paths.runs at another store", Path(cfg.paths.runs).resolve())
         return {"runs": 0}
-    table = format_table(rows, cfg.report.format)
+    _emit(cfg, format_table(rows, cfg.report.format))
+    return {"runs": len(rows)}
+
+
+def run_sweep(cfg: DictConfig) -> dict:
+    """One row per job of a Hydra sweep folder, and the headline metric plotted against
+    each swept key (<sweep>/sweep_<metric>.png)."""
+    folder = Path(cfg.report.sweep)
+    rows, swept, headline = sweep.collect(folder)
+    _emit(cfg, format_table([_sweep_columns(row, swept, headline) for row in rows], cfg.report.format))
+    figure = sweep.plot(rows, swept, headline, folder / f"sweep_{headline}.png") if headline else None
+    if figure:
+        log.info("%s against %s: %s", headline, ", ".join(swept), figure)
+    finished = [r for r in rows if r["status"] == "done"]
+    return {"runs": len(finished), "jobs": len(rows), "swept": swept, "headline": headline,
+            "figure": str(figure) if figure else None}
+
+
+def _sweep_columns(row: dict, swept: list[str], headline: str | None) -> dict:
+    """job, swept keys, status, then the procedure's usual metrics (headline first)."""
+    names = METRICS.get(row.get("procedure"), [k for k in row if k not in ("job", "status", "run", "procedure")])
+    names = list(dict.fromkeys([headline, *names] if headline else names))
+    fixed = {"job": row["job"], **{k: sweep.parse_value(row[k]) for k in swept}, "status": row["status"]}
+    return {**fixed, **{n: row.get(n) for n in names if n not in fixed}, "run": row.get("run")}
+
+
+def _emit(cfg: DictConfig, table: str) -> None:
     print(table, end="", flush=True)
     if cfg.report.output:
         atomic_write(Path(cfg.report.output), lambda tmp: tmp.write_text(table))
         log.info("report written to %s", cfg.report.output)
-    return {"runs": len(rows)}

@@ -15,6 +15,11 @@ of scalar tensors with at least "loss" (the mean over the batch, the value that 
 differentiated); every other entry is a batch mean reported as a metric.
 Training batches are full: the incomplete last batch of an epoch is dropped (the data
 are reshuffled each epoch, so every example is seen).
+
+Under a tf.distribute strategy (runtime.setup sets it from `distribute=`), each step's
+batch is split evenly over the replicas, every replica's loss is divided by the number of
+replicas (so the all-reduced SUM of gradients is the gradient of the global-batch mean,
+the same step as on one device), and the metrics are averaged over replicas.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from src.errors import TrainingDiverged
+from src.errors import ConfigError, TrainingDiverged
 from src.runstore import Run, atomic_write
 
 log = logging.getLogger(__name__)
@@ -126,7 +131,14 @@ class Fitter(Evaluator):
         self.optimizer = optimizer
         self.variables = list(variables if variables is not None else model.trainable_variables)
         self.optimizer.build(self.variables)
-        self._train_chunk = tf.function(self._train_chunk_py, jit_compile=jit_compile, reduce_retracing=True)
+        self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        chunk = self._train_chunk_py if self.strategy is None else self._train_chunk_distributed
+        self._train_chunk = tf.function(chunk, jit_compile=jit_compile and self.strategy is None,
+                                        reduce_retracing=True)
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
 
     # ---- compiled parts -------------------------------------------------------------
     def _train_step(self, data: dict, index: tf.Tensor) -> dict:
@@ -137,6 +149,26 @@ class Fitter(Evaluator):
         grads = tape.gradient(scaled, self.variables)
         self.optimizer.apply(grads, self.variables)
         return out
+
+    def _replica_step(self, data: dict, index: tf.Tensor) -> dict:
+        """One replica's share of a global batch: its slice of the batch's indices."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        size = tf.shape(index)[0] // self.replicas
+        batch = {name: tf.gather(value, index[replica * size:(replica + 1) * size]) for name, value in data.items()}
+        with tf.GradientTape() as tape:
+            out = self.loss_fn(batch, True)
+            scaled = self.optimizer.scale_loss(out["loss"] / self.replicas)
+        grads = tape.gradient(scaled, self.variables)
+        self.optimizer.apply(grads, self.variables)  # all-reduces (sums) the gradients
+        return {name: tf.cast(out[name], tf.float32) for name in self.metric_names}
+
+    def _train_chunk_distributed(self, data: dict, indices: tf.Tensor) -> dict:
+        totals = {name: tf.constant(0.0, tf.float32) for name in self.metric_names}
+        for i in tf.range(tf.shape(indices)[0]):
+            out = self.strategy.run(self._replica_step, args=(data, indices[i]))
+            totals = {name: totals[name] + self.strategy.reduce(tf.distribute.ReduceOp.MEAN, out[name], axis=None)
+                      for name in totals}
+        return totals
 
     def _train_chunk_py(self, data: dict, indices: tf.Tensor) -> dict:
         """Run len(indices) steps; return the sum of every metric over them."""
@@ -155,6 +187,9 @@ class Fitter(Evaluator):
         self._discover_metrics(data)
         n = int(next(iter(data.values())).shape[0])
         batch_size = min(batch_size, n)
+        if batch_size % self.replicas:
+            raise ConfigError(f"batch size {batch_size} does not split evenly over {self.replicas} replicas: "
+                              f"use a multiple of {self.replicas} (e.g. train.batch_size={batch_size - batch_size % self.replicas or self.replicas})")
         steps = n // batch_size
         if max_steps:
             steps = min(steps, max_steps)

@@ -137,9 +137,12 @@ class Run:
         with self.lock():
             if self.is_done() and not config.force:
                 log.info("%s: reusing finished run %s", what, self.dir)
-                return self.metrics()
-            self.start(config, force=config.force)
-            return make()
+                metrics = self.metrics()
+            else:
+                self.start(config, force=config.force)
+                metrics = make()
+        _produced.append(self.dir)
+        return metrics
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -151,6 +154,15 @@ class Run:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_produced: list[Path] = []  # folders of Run.produce calls in this process, outermost last
+
+
+def produced_runs() -> list[Path]:
+    """Run folders produced or reused in this process; an upstream run finishes before
+    the run that needed it, so the last one is the run the user asked for."""
+    return list(_produced)
 
 
 def is_done(folder: Path) -> bool:

@@ -122,6 +122,7 @@ class ReportConfig:
     model: Optional[str] = None
     format: str = "markdown"  # markdown | csv
     output: Optional[str] = None  # also write the table to this file
+    sweep: Optional[str] = None  # a multirun folder: one row per job of that sweep instead of the store
 
 
 @dataclass
@@ -152,6 +153,8 @@ class Config:
     deterministic: bool = False
     jit_compile: str = "auto"  # auto (XLA on GPU only) | true | false
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG or Slurm)
+    logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
     optimized_metric: Optional[str] = None
     tags: list[str] = field(default_factory=list)
 

@@ -10,6 +10,7 @@ from src.errors import ConfigError
 
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SOFT_LOSSES = ("kl", "ce")
 DISTILL_DATA = ("dataset", "reconstructed")
@@ -46,6 +47,8 @@ def validate(cfg) -> None:
     _choice(t.lr_schedule, ("cosine", "constant"), "train.lr_schedule")
     _choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
     _choice(cfg.precision, PRECISIONS, "precision")
+    _choice(cfg.distribute, DISTRIBUTE, "distribute")
+    _check(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
     _choice(cfg.model.init, ("default", "paper"), "model.init")
     _choice(cfg.student.init, ("default", "paper"), "student.init")
     d = cfg.dataset

@@ -1,0 +1,115 @@
+"""Reading a Hydra sweep folder back: one row per job, the swept keys as columns, and a
+plot of the headline metric against each swept key (`report report.sweep=<folder>`).
+
+Each job folder holds Hydra's `.hydra/overrides.yaml` (what the job was given) and the
+`result.json` that main.py writes when the job finishes; a job without it failed or is
+still running, and shows as such.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from src.errors import ConfigError
+from src.runstore import read_json
+
+
+def job_folders(sweep: Path) -> list[Path]:
+    """Job folders of a sweep, in job order (Hydra names them 0, 1, ...; Optuna too)."""
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise ConfigError(f"report.sweep={sweep}: no such folder (a sweep folder looks like multirun/<date>/<time>)")
+    jobs = [p.parent.parent for p in sweep.glob("*/.hydra/overrides.yaml")]
+    if not jobs:
+        raise ConfigError(f"report.sweep={sweep}: no job folders with .hydra/overrides.yaml in it; "
+                          f"give the folder Hydra printed for the multirun")
+    return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+def _overrides(job: Path) -> dict[str, str]:
+    pairs = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+    return dict(item.lstrip("+~").split("=", 1) for item in pairs if "=" in item)
+
+
+def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
+    """(rows, swept keys, headline metric). Swept keys: those whose value differs between
+    jobs, plus the sweeper's own parameters (an Optuna key may repeat a value)."""
+    jobs = job_folders(sweep)
+    given = [_overrides(job) for job in jobs]
+    keys = list(dict.fromkeys(k for g in given for k in g))
+    sampled = set(_sweeper_params(jobs[0]))
+    swept = [k for k in keys if k in sampled or len({g.get(k) for g in given}) > 1]
+    rows, headline = [], None
+    for job, overrides in zip(jobs, given):
+        row = {"job": job.name, **{k: overrides.get(k) for k in swept}}
+        result_file = job / "result.json"
+        if result_file.is_file():
+            result = read_json(result_file)
+            row["status"] = "done"
+            row["procedure"] = result["procedure"]
+            row.update(result["metrics"])
+            row["run"] = result.get("run")
+            config = OmegaConf.load(job / ".hydra" / "config.yaml")
+            headline = headline or config.get("optimized_metric") or _default_headline(result["metrics"])
+        else:
+            row["status"] = "failed or running"
+        rows.append(row)
+    return rows, swept, headline
+
+
+def _sweeper_params(job: Path) -> list[str]:
+    """Keys a sweeper plugin samples (hydra.sweeper.params, e.g. Optuna's search space)."""
+    path = job / ".hydra" / "hydra.yaml"
+    params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params", default=None) if path.is_file() else None
+    return list(params or [])
+
+
+def _default_headline(metrics: dict) -> str | None:
+    for name in ("test_accuracy", "fii", "accuracy"):
+        if name in metrics:
+            return name
+    return next(iter(metrics), None)
+
+
+def parse_value(text):
+    """An override's value as int or float when it is one (so tables round it), else as given."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def plot(rows: list[dict], swept: list[str], metric: str, path: Path) -> Path | None:
+    """One panel per swept key: the metric of every finished job against the key's value
+    (numeric keys on a numeric axis, others as categories)."""
+    from src.plots import plt, save_figure
+    done = [r for r in rows if r.get(metric) is not None]
+    if not done or not swept:
+        return None
+    figure, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.4), squeeze=False)
+    for axis, key in zip(axes[0], swept):
+        values = [r[key] for r in done]
+        numbers = [_number(v) for v in values]
+        if all(n is not None for n in numbers):
+            axis.scatter(numbers, [r[metric] for r in done])
+            if len(set(numbers)) > 2 and min(numbers) > 0 and max(numbers) / min(numbers) >= 16:
+                axis.set_xscale("log", base=2)
+        else:
+            categories = list(dict.fromkeys(values))
+            axis.scatter([categories.index(v) for v in values], [r[metric] for r in done])
+            axis.set_xticks(range(len(categories)), categories, rotation=30)
+        axis.set_xlabel(key)
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{metric} over {len(done)} jobs")
+    return save_figure(figure, path)

@@ -1,0 +1,106 @@
+"""Distribution strategies and precision policies, proven on CPU (no GPU here).
+
+The mirrored strategy needs two devices before TensorFlow initialises, so those tests run
+in a fresh subprocess that splits the CPU into two logical devices.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+EQUALITY_SCRIPT = r"""
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+from src import runtime
+runtime.split_cpu(2)
+import keras, numpy as np, tensorflow as tf
+import models
+from src.fit import Fitter, make_optimizer
+from src.losses import classifier_loss
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(256, 28, 28, 1)).astype("float32")
+y = rng.integers(0, 10, size=256).astype("int32")
+
+def train(strategy):
+    tf.distribute.experimental_set_strategy(strategy)
+    keras.utils.set_random_seed(0)
+    model = models.build("hinton800", (28, 28, 1), 10)  # no dropout: both runs see the same function
+    fitter = Fitter(model, classifier_loss(model), make_optimizer("sgd", 0.05))
+    result = fitter.fit({"x": x, "y": y}, epochs=2, batch_size=32, seed=0, verbose=0)
+    weights = [np.asarray(w) for w in model.get_weights()]
+    return weights, fitter.replicas, result.history[-1]["loss"]
+
+single, r1, loss1 = train(None)
+mirrored, r2, loss2 = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+moved = max(float(np.abs(a - b).max()) for a, b in zip(single, models.build("hinton800", (28, 28, 1), 10).get_weights()))
+print(json.dumps({"replicas": [r1, r2], "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)),
+                  "loss": [loss1, loss2], "moved": moved}))
+"""
+
+
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_mirrored_two_cpu_replicas_equal_one_device():
+    """16 SGD steps split over two replicas give the single-device weights (to float
+    rounding): the loss scaling by the number of replicas is right."""
+    result = _run("-c", EQUALITY_SCRIPT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == [1, 2]
+    assert out["moved"] > 1e-3  # training really changed the weights
+    assert out["max_diff"] < 1e-5, out
+    assert out["loss"][0] == pytest.approx(out["loss"][1], rel=1e-5)
+
+
+def test_cli_mirrored_run_and_single_device_warning(tmp_path):
+    runs = tmp_path / "runs"
+    common = ["main.py", "debug=smoke", "dataset=synthetic", "procedure=train", f"paths.runs={runs}"]
+    mirrored = _run(*common, "distribute=mirrored", "logical_cpus=2")
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    assert "distribute=mirrored: 2 replicas in sync" in mirrored.stdout + mirrored.stderr
+    single = _run(*common, "distribute=mirrored", "model=lenet_half")
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert "with a single device" in single.stdout + single.stderr
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_smoke(make_cfg, precision):
+    """A train run under each mixed policy finishes with a finite loss; float16 wraps the
+    optimizer in loss scaling, and the saved model computes in the policy's dtype."""
+    import keras
+
+    from procedures import train
+    cfg = make_cfg("procedure=train", f"precision={precision}")
+    try:
+        metrics = train.run(cfg)
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert metrics["final_loss"] == metrics["final_loss"]  # not NaN
+        from src.fit import make_optimizer
+        wrapped = isinstance(make_optimizer("adam", 1e-3), keras.optimizers.LossScaleOptimizer)
+        assert wrapped == (precision == "mixed_float16")
+        model = keras.models.load_model(train.artifact(cfg).file("model.keras"))
+        assert model.layers[-1].compute_dtype == precision.split("_")[1]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_xla_path_runs_on_cpu(make_cfg):
+    """jit_compile=true (the GPU default under auto) compiles the fit loop with XLA here too."""
+    from procedures import train
+    metrics = train.run(make_cfg("procedure=train", "jit_compile=true"))
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_distribute_choice_is_checked(make_cfg):
+    from src.errors import ConfigError
+    from src.validate import validate
+    with pytest.raises(ConfigError, match="distribute='tpu' is not one of none, mirrored, multi_worker"):
+        validate(make_cfg("distribute=tpu"))

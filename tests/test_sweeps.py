@@ -1,0 +1,84 @@
+"""Sweeps beyond one process: the parallel (joblib) and submitit_local launchers, the
+Optuna preset, `report report.sweep=...`, and what happens when a plugin is missing."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from src.errors import ConfigError
+
+SMOKE = ["debug=smoke", "dataset=synthetic"]
+
+
+def _sweep(cli, tmp_path, name, *args):
+    folder = tmp_path / name
+    result = cli("-m", *SMOKE, f"paths.runs={tmp_path / 'runs'}", f"hydra.sweep.dir={folder}", *args)
+    assert result.returncode == 0, result.output[-3000:]
+    return folder
+
+
+def _report(cli, folder):
+    result = cli("procedure=report", f"report.sweep={folder}", "report.format=csv")
+    assert result.returncode == 0, result.output[-3000:]
+    return [line.split(",") for line in result.stdout.strip().splitlines() if line and not line.startswith("[")]
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
+def test_two_job_sweep_makes_both_artifacts_and_one_table(cli, tmp_path, launcher):
+    folder = _sweep(cli, tmp_path, launcher, f"hydra/launcher={launcher}", "procedure=train", "seed=0,1")
+    table = _report(cli, folder)
+    header, rows = table[0], table[1:]
+    assert header[:3] == ["job", "seed", "status"] and "test_accuracy" in header
+    assert [r[:3] for r in rows] == [["0", "0", "done"], ["1", "1", "done"]]
+    runs = {r[header.index("run")] for r in rows}
+    assert len(runs) == 2 and all((tmp_path / "runs" / "synthetic" / "train").is_dir() for _ in runs)
+    assert all(__import__("src.runstore", fromlist=["is_done"]).is_done(run) for run in runs)
+    assert (folder / "sweep_test_accuracy.png").stat().st_size > 0
+
+
+def test_parallel_jobs_with_one_artifact_train_it_once(cli, tmp_path):
+    """report.format is not part of a train run's key: both jobs resolve to one folder;
+    one trains it while the other waits on the lock, then reuses it."""
+    folder = _sweep(cli, tmp_path, "same", "hydra/launcher=parallel", "procedure=train",
+                    "report.format=markdown,csv")
+    logs = [(folder / str(job) / "main.log").read_text() for job in (0, 1)]
+    assert sum("reusing finished run" in log for log in logs) == 1
+    assert len(list((tmp_path / "runs" / "synthetic" / "train").iterdir())) == 1
+
+
+def test_optuna_preset_maximises_the_headline_metric(cli, tmp_path):
+    folder = _sweep(cli, tmp_path, "optuna", "hparams_search=distill_optuna", "hydra.sweeper.n_trials=2")
+    best = yaml.safe_load((folder / "optimization_results.yaml").read_text())
+    table = _report(cli, folder)
+    header, rows = table[0], table[1:]
+    assert len(rows) == 2 and {"distill.temperature", "test_accuracy"} <= set(header)
+    assert best["best_value"] == pytest.approx(max(float(r[header.index("test_accuracy")]) for r in rows))
+
+
+def test_missing_plugin_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from src import plugins
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.hydra_joblib") else real(name, *a))
+    message = plugins.missing_plugin(["-m", "hydra/launcher=parallel", "seed=0,1"])
+    assert "hydra-joblib-launcher" in message and 'pip install -e ".[launchers]"' in message
+    assert plugins.missing_plugin(["-m", "seed=0,1"]) is None
+
+
+def test_unknown_optimized_metric_lists_the_known_ones(make_cfg):
+    from main import headline
+    cfg = make_cfg("procedure=train", "optimized_metric=val_acc")
+    with pytest.raises(ConfigError, match="optimized_metric=val_acc is not a metric of procedure train; it reports: "
+                                          "test_accuracy, epochs"):
+        headline(cfg, {"test_accuracy": 0.9, "epochs": 3, "note": "x"})
+    assert headline(make_cfg("optimized_metric=test_accuracy"), {"test_accuracy": 0.5}) == 0.5
+
+
+def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
+    from src.sweep import job_folders
+    with pytest.raises(ConfigError, match="no such folder"):
+        job_folders(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="no job folders"):
+        job_folders(tmp_path)
