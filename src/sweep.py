@@ -96,7 +96,8 @@ def plot(rows: list[dict], swept: list[str], metric: str, path: Path) -> Path | 
     done = [r for r in rows if r.get(metric) is not None]
     if not done or not swept:
         return None
-    figure, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.4), squeeze=False, sharey=True,
+                                constrained_layout=True)
     for axis, key in zip(axes[0], swept):
         values = [r[key] for r in done]
         numbers = [_number(v) for v in values]
@@ -109,7 +110,7 @@ def plot(rows: list[dict], swept: list[str], metric: str, path: Path) -> Path | 
             axis.scatter([categories.index(v) for v in values], [r[metric] for r in done])
             axis.set_xticks(range(len(categories)), categories, rotation=30)
         axis.set_xlabel(key)
-        axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(metric)
     figure.suptitle(f"{metric} over {len(done)} jobs")
     return save_figure(figure, path)
