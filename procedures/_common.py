@@ -69,24 +69,32 @@ def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
     return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init)
 
 
+def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
+    """The train run that makes `cfg.model`: cfg's train.*, except that a teacher trains
+    for teacher.epochs when that is set (a well-trained teacher, a short student run)."""
+    if what == "teacher" and cfg.teacher.epochs:
+        return derive(cfg, "train", train__epochs=cfg.teacher.epochs)
+    return derive(cfg, "train")
+
+
 def trained_model(cfg: DictConfig, data: datasets.Dataset, path: str | None, what: str):
     """A trained `cfg.model`: from `path` (run folder or .keras) when given, else the
     store's train run for cfg (trained first if needed). Returns (model, source)."""
     if path:
         source = str(path)
     else:
-        source = str(ensure("train", derive(cfg, "train"), why=f"this {what}").dir)
+        source = str(ensure("train", model_train_config(cfg, what), why=f"this {what}").dir)
     model = load_model(source, what)
     check_fits(model, data.input_shape, data.num_classes, data.name, what)
     return model, source
 
 
-def model_identity(cfg: DictConfig, path: str | None) -> str:
+def model_identity(cfg: DictConfig, path: str | None, what: str = "teacher") -> str:
     """What identifies a model in an artifact key without loading it: the content hash of
     a user-given file, else the hash of the train run that makes it."""
     if path:
         return file_digest(resolve_model_file(path))
-    return importlib.import_module("procedures.train").artifact(derive(cfg, "train")).hash
+    return importlib.import_module("procedures.train").artifact(model_train_config(cfg, what)).hash
 
 
 def optimizer_for(cfg: DictConfig, examples: int):

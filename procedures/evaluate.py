@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path), "dataset": cfg.dataset}
+    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": cfg.dataset}
     name = cfg.model.name if not cfg.evaluate.path else "file"
     return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", name, key)
 

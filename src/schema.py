@@ -56,6 +56,7 @@ class TrainConfig:
 @dataclass
 class TeacherConfig:
     path: Optional[str] = None  # a run folder or any .keras file; else the run store
+    epochs: Optional[int] = None  # train the teacher this long (null = train.epochs, like the student)
 
 
 @dataclass

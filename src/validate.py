@@ -45,6 +45,8 @@ def validate(cfg) -> None:
     _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
     _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
     _choice(t.lr_schedule, ("cosine", "constant"), "train.lr_schedule")
+    _check(cfg.teacher.epochs is None or cfg.teacher.epochs >= 1,
+           f"teacher.epochs={cfg.teacher.epochs}: at least 1, or null to train the teacher for train.epochs")
     _choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
     _choice(cfg.precision, PRECISIONS, "precision")
     _choice(cfg.distribute, DISTRIBUTE, "distribute")

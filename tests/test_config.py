@@ -81,6 +81,9 @@ def test_wrong_type_and_unknown_key_fail_at_compose():
     ("distill.temperature=-2", "distill.temperature"),
     ("distill.soft_loss=mse", "distill.soft_loss"),
     ("report.format=html", "report.format"),
+    ("teacher.epochs=0", "teacher.epochs"),
+    ("distribute=tpu", "distribute"),
+    ("logical_cpus=-1", "logical_cpus"),
 ])
 def test_out_of_range_values_are_rejected(override, fragment):
     with pytest.raises(ConfigError) as error:

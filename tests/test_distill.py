@@ -104,3 +104,18 @@ def test_gap_recovered_by_hand():
     assert distill.gap_recovered(1 - 74e-4, 1 - 146e-4, 1 - 67e-4) == pytest.approx(72 / 79)
     assert distill.gap_recovered(0.80, 0.90, 0.89) is None  # a teacher worse than scratch: undefined
     assert distill.gap_recovered(0.90, 0.90, 0.90) is None
+
+
+def test_teacher_epochs_trains_a_longer_teacher_than_the_student(make_cfg):
+    """teacher.epochs selects (and trains) a teacher run of its own length; the scratch
+    student keeps train.epochs."""
+    from procedures import distill, train
+    from procedures._common import derive
+    cfg = make_cfg("procedure=distill", "teacher.epochs=2")
+    metrics = distill.run(cfg)
+    teacher_run = train.artifact(derive(cfg, "train", train__epochs=2))
+    scratch_run = train.artifact(derive(cfg, "train", model=dict(cfg.student)))
+    assert teacher_run.is_done() and teacher_run.metrics()["epochs"] == 2
+    assert scratch_run.metrics()["epochs"] == 1
+    assert not train.artifact(derive(cfg, "train")).is_done()  # no 1-epoch teacher was made
+    assert metrics["teacher_test_accuracy"] == teacher_run.metrics()["test_accuracy"]
