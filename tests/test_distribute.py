@@ -104,3 +104,47 @@ def test_distribute_choice_is_checked(make_cfg):
     from src.validate import validate
     with pytest.raises(ConfigError, match="distribute='tpu' is not one of none, mirrored, multi_worker"):
         validate(make_cfg("distribute=tpu"))
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path):
+    """Two workers on this machine (TF_CONFIG) train one model together: the chief's run
+    lands in the store, the other worker's in a throw-away folder, and the result equals a
+    single-device run of the same config."""
+    import os
+
+    from src.runstore import read_json
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    common = ["main.py", "debug=smoke", "dataset=synthetic", "procedure=train", "model=lenet_half",
+              "train.optimizer=sgd", "train.lr_schedule=constant"]
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, *common, "distribute=multi_worker", f"paths.runs={tmp_path / 'runs'}",
+             f"hydra.run.dir={tmp_path / f'out{index}'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[1][-2000:] + outputs[0][-2000:]
+    assert all("distribute=multi_worker: 2 replicas in sync" in out for out in outputs)
+    chief_runs = list((tmp_path / "runs").glob("synthetic/train/*/DONE"))
+    assert len(chief_runs) == 1
+    assert f"-> {tmp_path / 'runs'}" in outputs[0] and f"-> {tmp_path / 'runs'}" not in outputs[1]
+    single = _run(*common, f"paths.runs={tmp_path / 'single'}")
+    assert single.returncode == 0, single.stderr[-2000:]
+    together = read_json(chief_runs[0].parent / "metrics.json")
+    alone = read_json(next((tmp_path / "single").glob("synthetic/train/*/metrics.json")))
+    assert together["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4)
+    assert together["test_accuracy"] == pytest.approx(alone["test_accuracy"], abs=1 / 256)
