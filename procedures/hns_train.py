@@ -102,7 +102,7 @@ def artifact(cfg: DictConfig) -> Run:
         settings.update(rate=h.rate if h.rate is not None else DEFAULT_RATE, slope_max=h.slope_max)
     if h.alpha is None:
         settings.update({k: h[k] for k in ("alpha_step", "alpha_min", "monitor", "patience", "smoothing",
-                                           "keep_alpha_weights")})
+                                           "min_delta", "keep_alpha_weights")})
     key = {"procedure": "hns_train", "hns": settings, **_common_key(cfg)}
     if _uses(cfg, "hider"):
         key["hider_from"] = _source_id(h.hider_path, hider_artifact(cfg))
@@ -226,7 +226,7 @@ def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) ->
     stochastic, estimator = binary_layer(h)
     steps = steps_per_epoch(train_examples, cfg.train.batch_size, cfg.train.max_steps)
     rate = h.rate if h.rate is not None else DEFAULT_RATE
-    controller = AlphaController(h.alpha, h.alpha_step, h.alpha_min, h.patience, h.smoothing)
+    controller = AlphaController(h.alpha, h.alpha_step, h.alpha_min, h.patience, h.smoothing, h.min_delta)
     model = HideAndSeek(hider, seeker, controller, estimator=estimator, monitor=h.monitor,
                         slope_factor=slope_factor(rate, steps) if estimator == "sa" else 1.0,
                         slope_max=h.slope_max, seed=cfg.seed, keep_alpha_weights=h.keep_alpha_weights)

@@ -7,8 +7,9 @@ baked into the traced graph), and lives in the checkpoint, so a resumed run cont
 where it stopped.
 
 Stagnation is judged on an exponential moving average of the per-step loss (`smoothing`;
-0 = raw values), because single-batch losses are noisy: an improvement is an EMA below
-the best EMA seen at the current alpha. After a drop the EMA and the best restart, since
+0 = raw values), because single-batch losses are noisy: an improvement is an EMA more
+than `min_delta` below the best EMA seen at the current alpha (a training loss creeping
+down by overfitting would otherwise never count as stagnant). After a drop the EMA and the best restart, since
 the total loss changes scale with alpha. The seed fired on a *large* fluctuation
 (max - min >= 1.1 mean over the window), the opposite of its README's "when the model
 stagnates": in practice a drop every 100 steps.
@@ -29,12 +30,13 @@ def alpha_levels(step: float, minimum: float) -> list[float]:
 
 class AlphaController(tf.Module):
     def __init__(self, alpha: float | None = None, step: float = 0.05, minimum: float = 0.05,
-                 patience: int = 100, smoothing: float = 0.9):
+                 patience: int = 100, smoothing: float = 0.9, min_delta: float = 0.0):
         super().__init__(name="alpha_controller")
         self.adaptive = alpha is None
         self.levels = alpha_levels(step, minimum) if self.adaptive else [float(alpha)]
         self.patience = int(patience)
         self.smoothing = float(smoothing)
+        self.min_delta = float(min_delta)
         self._table = tf.constant(self.levels, tf.float32)
         self.alpha = tf.Variable(self.levels[0], trainable=False, dtype=tf.float32, name="alpha")
         self.level = tf.Variable(0, trainable=False, dtype=tf.int32, name="alpha_level")
@@ -50,7 +52,7 @@ class AlphaController(tf.Module):
         value = tf.cast(monitored, tf.float32)
         previous = self.ema.read_value()
         ema = tf.where(tf.math.is_nan(previous), value, self.smoothing * previous + (1.0 - self.smoothing) * value)
-        improved = ema < self.best
+        improved = ema < self.best - self.min_delta
         best = tf.where(improved, ema, self.best)
         wait = tf.where(improved, 0, self.wait + 1)
         lower = tf.logical_and(wait >= self.patience, self.level < len(self.levels) - 1)

@@ -141,6 +141,9 @@ def test_adaptive_alpha_lowers_after_patience_steps_without_improvement_and_stop
     alphas = [a for a, _ in seen]
     assert alphas == [1.0] * 5 + [0.75] * 4 + [0.5] * 8
     assert [i for i, (_, low) in enumerate(seen) if low] == [5, 9]  # 3 non-improving steps each time
+    margin = AlphaController(None, step=0.5, minimum=0.0, patience=2, smoothing=0.0, min_delta=0.1)
+    drops = [bool(margin.update(tf.constant(v))) for v in (1.0, 0.95, 0.92, 0.5)]
+    assert drops == [False, False, True, False]  # falls smaller than min_delta are no improvement
     assert alpha_levels(0.05, 0.05)[-1] == 0.05 and len(alpha_levels(0.05, 0.05)) == 20
 
 
