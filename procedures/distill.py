@@ -25,6 +25,7 @@ from procedures._common import (build_model, derive, ensure, load_data, model_id
 from src import runtime
 from src.artifacts import load_model
 from src.errors import ArtifactError
+from src.augment import key_part, make_augment
 from src.fit import Evaluator, Fitter
 from src.losses import accuracy, agreement, distillation_loss
 from src.runstore import Run, atomic_write, file_digest, locate
@@ -37,7 +38,7 @@ def artifact(cfg: DictConfig) -> Run:
     settings = {k: kd[k] for k in ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")}
     key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
            "distill": settings, "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed,
-           "precision": cfg.precision}
+           "precision": cfg.precision, **key_part(cfg.augment)}
     if kd.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     teacher_name = "file" if cfg.teacher.path else cfg.model.name
@@ -108,11 +109,13 @@ def _with_teacher_logits(teacher, arrays: dict) -> dict:
     return {**arrays, "t": np.asarray(logits, dtype="float32")}
 
 
-def make_loss(student, teacher, kd: DictConfig, cached: bool):
-    """loss_fn for src.fit: student against cached ("t" in the batch) or live teacher logits."""
+def make_loss(student, teacher, kd: DictConfig, cached: bool, augment=None):
+    """loss_fn for src.fit: student against cached ("t" in the batch) or live teacher
+    logits; with `augment`, both see the same augmented batch (so never cached)."""
     def loss_fn(batch: dict, training: bool) -> dict:
-        teacher_logits = batch["t"] if cached else teacher(batch["x"], training=False)
-        return distillation_loss(student(batch["x"], training=training), teacher_logits, batch.get("y"),
+        x = augment(batch["x"]) if training and augment is not None else batch["x"]
+        teacher_logits = batch["t"] if cached else teacher(x, training=False)
+        return distillation_loss(student(x, training=training), teacher_logits, batch.get("y"),
                                  temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight,
                                  t2_scale=kd.t2_scale, soft_loss=kd.soft_loss)
     return loss_fn
@@ -120,14 +123,15 @@ def make_loss(student, teacher, kd: DictConfig, cached: bool):
 
 def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
     train, val, source = _training_data(cfg, data)
-    cached = cfg.distill.cache_teacher
+    augment = make_augment(cfg.augment, cfg.seed)
+    cached = cfg.distill.cache_teacher and augment is None
     if cached:
         train, val = _with_teacher_logits(teacher, train), _with_teacher_logits(teacher, val)
     log.info("distill %s -> %s on %s (T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
              cfg.student.name, source, cfg.distill.temperature, cfg.distill.ce_weight, cfg.distill.kd_weight,
-             "cached" if cached else "computed per step")
+             "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
     student = build_model(cfg.student, data, cfg.seed)
-    fitter = Fitter(student, make_loss(student, teacher, cfg.distill, cached),
+    fitter = Fitter(student, make_loss(student, teacher, cfg.distill, cached, augment),
                     optimizer_for(cfg, len(train["x"])), jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,

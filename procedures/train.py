@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from procedures._common import build_model, load_data, optimizer_for
 from src import runtime
+from src.augment import key_part, make_augment
 from src.fit import Fitter
 from src.losses import classifier_loss
 from src.runstore import Run, atomic_write, locate
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
     key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
-           "seed": cfg.seed, "precision": cfg.precision}
+           "seed": cfg.seed, "precision": cfg.precision, **key_part(cfg.augment)}
     return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
 
 
@@ -41,7 +42,7 @@ def run(cfg: DictConfig) -> dict:
 def _train(cfg: DictConfig, run_: Run) -> dict:
     data = load_data(cfg)
     model = build_model(cfg.model, data, cfg.seed)
-    fitter = Fitter(model, classifier_loss(model), optimizer_for(cfg, len(data.x_train)),
+    fitter = Fitter(model, classifier_loss(model, make_augment(cfg.augment, cfg.seed)), optimizer_for(cfg, len(data.x_train)),
                     jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,

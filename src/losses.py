@@ -63,9 +63,11 @@ def distillation_loss(student_logits, teacher_logits, labels, *, temperature: fl
     return out
 
 
-def classifier_loss(model):
-    """loss_fn for src.fit: cross-entropy of model(x) against y, plus accuracy."""
+def classifier_loss(model, augment=None):
+    """loss_fn for src.fit: cross-entropy of model(x) against y, plus accuracy; `augment`
+    (src.augment) transforms x in training steps only."""
     def loss_fn(batch: dict, training: bool) -> dict:
-        logits = tf.cast(model(batch["x"], training=training), tf.float32)
+        x = augment(batch["x"]) if training and augment is not None else batch["x"]
+        logits = tf.cast(model(x, training=training), tf.float32)
         return {"loss": cross_entropy(batch["y"], logits), "accuracy": accuracy(batch["y"], logits)}
     return loss_fn
