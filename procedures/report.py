@@ -26,12 +26,21 @@ SETTINGS = {
     "evaluate": ["model.name", "evaluate.path"],
     "distill": ["model.name", "student.name", "distill.temperature", "distill.ce_weight", "distill.kd_weight",
                 "distill.data"],
+    "hns_train": ["hns.hider", "hns.seeker", "hns.stochastic", "hns.estimator", "hns.rate", "hns.alpha", "hns.init",
+                  "train.epochs", "train.batch_size"],
+    "hns_seeker": ["hns.seeker", "train.epochs", "train.batch_size"],
+    "hns_hider": ["hns.hider", "hns.mask_channels", "train.epochs"],
 }
 METRICS = {
     "train": ["test_accuracy", "epochs", "train_seconds"],
     "evaluate": ["test_accuracy", "test_loss"],
     "distill": ["test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy", "kd_gain", "agreement",
                 "gap_recovered"],
+    "hns_train": ["fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
+                  "test_accuracy_sampled", "interpretability_sampled", "train_hidden", "final_alpha", "best_fii",
+                  "epochs"],
+    "hns_seeker": ["test_accuracy", "epochs", "train_seconds"],
+    "hns_hider": ["test_bce", "test_mse", "epochs"],
 }
 
 
