@@ -12,6 +12,7 @@ import keras
 from . import convnet as _convnet
 from . import hinton as _hinton
 from . import lenet as _lenet
+from . import soft_tree as _soft_tree  # noqa: F401  registers SoftTree, so any tree model.keras loads
 from ._blocks import INITS, LOGITS, RELU_SUFFIX
 from .errors import ModelError
 

@@ -242,24 +242,18 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     sampled = Evaluator(model.sampled_fn) if model.estimator else None
     train, val = {"x": data.x_train, "y": data.y_train}, {"x": data.x_val, "y": data.y_val}
     test = {"x": data.x_test, "y": data.y_test}
-    history = _read_rows(run_.file(HISTORY))
-    started, resumed_from = time.perf_counter(), 0
-    fit_log = logging.getLogger("src.fit")
-    quiet = _QuietResume()
-    try:
-        for epoch in range(1, cfg.train.epochs + 1):
-            # One epoch per call: the fit loop resumes from its checkpoint, and between epochs
-            # the joint model is scored on the test split (F and I per epoch).
-            result = fitter.fit(train, epochs=epoch, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
-                                val=val, max_steps=cfg.train.max_steps, verbose=1 if epoch > len(history) else 0)
-            fit_log.addFilter(quiet)
-            resumed_from = max(resumed_from, result.resumed_from if epoch == 1 else 0)
-            if any(row["epoch"] == epoch for row in history):
-                continue
-            history.append(_epoch_row(model, fitter, sampled, test, baseline, epoch, result.history[-1]))
-            _write_rows(run_.file(HISTORY), history)
-    finally:
-        fit_log.removeFilter(quiet)
+    history = _read_rows(run_.file(HISTORY))  # epochs scored before a kill, when resuming
+
+    def score_epoch(epoch: int, train_row: dict) -> None:
+        """After each epoch: the joint model on the test split (F and I per epoch)."""
+        history[:] = [row for row in history if row["epoch"] < epoch]  # an epoch redone after a kill
+        history.append(_epoch_row(model, fitter, sampled, test, baseline, epoch, train_row))
+        _write_rows(run_.file(HISTORY), history)
+
+    started = time.perf_counter()
+    result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
+                        val=val, max_steps=cfg.train.max_steps, on_epoch_end=score_epoch)
+    resumed_from = result.resumed_from
     seconds = time.perf_counter() - started
     final = history[-1]
     per_alpha = _per_alpha(model, fitter, sampled, test, baseline, run_, final)
@@ -280,14 +274,6 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     }
     run_.finish(metrics, files)
     return metrics
-
-
-class _QuietResume(logging.Filter):
-    """Drops the fit loop's "resuming from the checkpoint" line for the epoch-by-epoch
-    calls after the first (they continue the same run, nothing is resumed)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("resuming from the checkpoint")
 
 
 def _epoch_row(model: HideAndSeek, fitter, sampled, test: dict, baseline: float, epoch: int, train_row: dict) -> dict:

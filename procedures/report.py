@@ -30,6 +30,7 @@ SETTINGS = {
                   "train.epochs", "train.batch_size"],
     "hns_seeker": ["hns.seeker", "train.epochs", "train.batch_size"],
     "hns_hider": ["hns.hider", "hns.mask_channels", "train.epochs"],
+    "tree_distill": ["model.name", "tree.depth", "tree.labels", "tree.temperature"],
 }
 METRICS = {
     "train": ["test_accuracy", "epochs", "train_seconds"],
@@ -41,6 +42,8 @@ METRICS = {
                   "epochs"],
     "hns_seeker": ["test_accuracy", "epochs", "train_seconds"],
     "hns_hider": ["test_bce", "test_mse", "epochs"],
+    "tree_distill": ["test_accuracy", "hard_test_accuracy", "sklearn_test_accuracy", "teacher_test_accuracy",
+                     "distill_gain", "agreement", "seconds_per_epoch"],
 }
 
 

@@ -146,49 +146,32 @@ def _logits(teacher, x) -> np.ndarray | None:
     return np.asarray(teacher.predict(x, batch_size=1024, verbose=0), "float32")
 
 
-class _QuietResume(logging.Filter):
-    """Drops src.fit's 'resuming from the checkpoint' line between our per-epoch calls."""
-
-    def filter(self, record):
-        return "resuming from the checkpoint" not in record.getMessage()
-
-
 def _train(cfg, run_: Run, model, data, train: dict, val: dict) -> tuple[list[dict], int, int | None, float]:
-    """Fit with the shared loop. With tree.gif, one epoch per call (the loop resumes from
-    its own checkpoint) and a frame of the tree after each: (history, epochs, best, seconds)."""
+    """Fit with the shared loop; with tree.gif, a frame of the tree after every epoch
+    (assembled into learning.gif): (history, epochs, best, seconds)."""
     s = fit_settings(cfg)
     batch = min(s["batch_size"], len(train["x"]))
     total = steps_per_epoch(len(train["x"]), batch, s["max_steps"]) * s["epochs"]
     fitter = Fitter(model, tree_loss(model, penalty_strength=cfg.tree.penalty_strength,
                                      penalty_decay=cfg.tree.penalty_decay, penalty_window=cfg.tree.penalty_window),
                     make_optimizer(s["optimizer"], s["lr"], s["lr_schedule"], total), jit_compile=runtime.use_xla(cfg))
-    common = dict(batch_size=batch, seed=cfg.seed, run=run_, val=val, early_stopping=s["early_stopping"],
-                  max_steps=s["max_steps"])
-    started = time.perf_counter()
-    if not cfg.tree.gif:
-        result = fitter.fit(train, epochs=s["epochs"], **common)
-        return result.history, result.epochs_run, result.best_epoch, time.perf_counter() - started
     frames = run_.file("frames")
-    frames.mkdir(exist_ok=True)
-    _frame(model, data, frames / "epoch-0000.png", "initial tree")
-    quiet, fit_log = _QuietResume(), logging.getLogger("src.fit")
-    result = None
-    try:
-        for epoch in range(1, s["epochs"] + 1):
-            result = fitter.fit(train, epochs=epoch, verbose=0, **common)
-            fit_log.addFilter(quiet)
-            if result.epochs_run < epoch:  # early stopping ended it
-                break
-            row = result.history[-1]
-            print(f"tree epoch {epoch}/{s['epochs']}  " + "  ".join(f"{k}={v:.4f}" for k, v in row.items()
-                                                                   if k != "epoch"), flush=True)
-            label = f"epoch {epoch}: val accuracy {row['val_accuracy']:.3f}" if "val_accuracy" in row else f"epoch {epoch}"
-            if not (frames / f"epoch-{epoch:04d}.png").exists():
-                _frame(model, data, frames / f"epoch-{epoch:04d}.png", label)
-    finally:
-        fit_log.removeFilter(quiet)
+
+    def draw_frame(epoch: int, row: dict) -> None:
+        label = f"epoch {epoch}: val accuracy {row['val_accuracy']:.3f}" if "val_accuracy" in row else f"epoch {epoch}"
+        _frame(model, data, frames / f"epoch-{epoch:04d}.png", label)
+
+    if cfg.tree.gif:
+        frames.mkdir(exist_ok=True)
+        if not (frames / "epoch-0000.png").exists():
+            _frame(model, data, frames / "epoch-0000.png", "initial tree")
+    started = time.perf_counter()
+    result = fitter.fit(train, epochs=s["epochs"], batch_size=batch, seed=cfg.seed, run=run_, val=val,
+                        early_stopping=s["early_stopping"], max_steps=s["max_steps"],
+                        on_epoch_end=draw_frame if cfg.tree.gif else None)
     seconds = time.perf_counter() - started
-    tree_plots.gif(sorted(frames.glob("epoch-*.png")), run_.file("learning.gif"))
+    if cfg.tree.gif:
+        tree_plots.gif(sorted(frames.glob("epoch-*.png")), run_.file("learning.gif"))
     return result.history, result.epochs_run, result.best_epoch, seconds
 
 

@@ -181,8 +181,14 @@ class Fitter(Evaluator):
     # ---- the loop -------------------------------------------------------------------
     def fit(self, train: dict[str, np.ndarray], *, epochs: int, batch_size: int, seed: int,
             run: Run | None = None, val: dict[str, np.ndarray] | None = None,
-            early_stopping: int = 0, max_steps: int | None = None, verbose: int = 1) -> FitResult:
-        """Train for `epochs` epochs, resuming from run's checkpoint when there is one."""
+            early_stopping: int = 0, max_steps: int | None = None, verbose: int = 1,
+            on_epoch_end: Callable[[int, dict], dict | None] | None = None) -> FitResult:
+        """Train for `epochs` epochs, resuming from run's checkpoint when there is one.
+
+        on_epoch_end(epoch, row) runs after each epoch's metrics and before its checkpoint
+        (a procedure's own per-epoch measurements or pictures); a dict it returns joins the
+        epoch's row in history.csv. Resumed epochs are not replayed.
+        """
         data = to_tensors(train)
         self._discover_metrics(data)
         n = int(next(iter(data.values())).shape[0])
@@ -224,6 +230,8 @@ class Fitter(Evaluator):
             if has_val:
                 row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 state.observe(row["val_loss"], epoch, keep_best=bool(early_stopping))
+            if on_epoch_end is not None:
+                row.update(on_epoch_end(epoch, row) or {})
             result.history.append(row)
             state.epoch = epoch
             if verbose:

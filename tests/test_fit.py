@@ -115,3 +115,22 @@ def test_cosine_schedule_decays_to_zero_over_the_run():
     assert float(schedule(50)) == pytest.approx(0.005, rel=1e-3)
     assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
     assert float(steps_per_epoch(300, 64)) == 4 and steps_per_epoch(300, 64, max_steps=2) == 2
+
+
+def test_on_epoch_end_runs_after_each_new_epoch_and_joins_history(tmp_path):
+    """A procedure's per-epoch hook (pictures, test-split scores): called once per epoch
+    with that epoch's row, its dict lands in history.csv, resumed epochs are not replayed."""
+    run = locate(tmp_path, "d", "train", "m", {"seed": 0})
+    run.start({"seed": 0})
+    seen = []
+
+    def hook(epoch, row):
+        seen.append((epoch, round(row["loss"], 6)))
+        return {"extra": 10.0 * epoch}
+
+    first = _fitter().fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0, on_epoch_end=hook)
+    assert [e for e, _ in seen] == [1, 2] and [r["extra"] for r in first.history] == [10.0, 20.0]
+    assert all(loss == round(r["loss"], 6) for (_, loss), r in zip(seen, first.history))
+    _fitter().fit(_data(), epochs=3, batch_size=64, seed=0, run=run, verbose=0, on_epoch_end=hook)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert [row["extra"] for row in read_history(run.file("history.csv"))] == [10.0, 20.0, 30.0]
