@@ -82,3 +82,17 @@ def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
         job_folders(tmp_path / "nope")
     with pytest.raises(ConfigError, match="no job folders"):
         job_folders(tmp_path)
+
+
+@pytest.mark.parametrize("preset,procedure,keys", [
+    ("distill_optuna", "distill", {"distill.temperature", "distill.kd_weight", "distill.ce_weight"}),
+    ("tree_optuna", "tree_distill", {"tree.depth", "tree.penalty_strength", "tree.penalty_decay", "tree.temperature"}),
+])
+def test_optuna_presets_compose(preset, procedure, keys):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
+    assert cfg.procedure.name == procedure and cfg.optimized_metric == "test_accuracy"
+    assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.sweeper.direction == "maximize"
