@@ -16,7 +16,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-import hydra
+from src import cli_help  # noqa: E402  (imports neither Hydra nor TensorFlow)
+
+if __name__ == "__main__" and cli_help.wants_quick_help(sys.argv[1:]):
+    cli_help.print_and_exit()
+
+import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 

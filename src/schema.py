@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from hydra.core.config_store import ConfigStore
-
 from src.schema_hns import HnsConfig
 from src.schema_tree import TreeConfig
 
@@ -163,4 +161,5 @@ class Config:
 
 def register() -> None:
     """Put the schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore  # here, so --help can read the schema without Hydra
     ConfigStore.instance().store(name="base_config", node=Config)
