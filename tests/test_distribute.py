@@ -60,15 +60,20 @@ def test_mirrored_two_cpu_replicas_equal_one_device():
     assert out["loss"][0] == pytest.approx(out["loss"][1], rel=1e-5)
 
 
-def test_cli_mirrored_run_and_single_device_warning(tmp_path):
+def test_cli_mirrored_run_on_two_logical_cpus(tmp_path):
     runs = tmp_path / "runs"
-    common = ["main.py", "debug=smoke", "dataset=synthetic", "procedure=train", f"paths.runs={runs}"]
-    mirrored = _run(*common, "distribute=mirrored", "logical_cpus=2")
-    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
-    assert "distribute=mirrored: 2 replicas in sync" in mirrored.stdout + mirrored.stderr
-    single = _run(*common, "distribute=mirrored", "model=lenet_half")
-    assert single.returncode == 0, single.stderr[-3000:]
-    assert "with a single device" in single.stdout + single.stderr
+    result = _run("main.py", "debug=smoke", "dataset=synthetic", "procedure=train", f"paths.runs={runs}",
+                  "distribute=mirrored", "logical_cpus=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distribute=mirrored: 2 replicas in sync" in result.stdout + result.stderr
+    assert len(list(runs.glob("synthetic/train/*/DONE"))) == 1
+
+
+def test_mirrored_with_one_device_warns_and_runs_without_a_strategy(caplog):
+    from src.runtime import make_strategy
+    with caplog.at_level("WARNING"):
+        assert make_strategy("mirrored") is None  # this test process has one CPU device
+    assert "distribute=mirrored with a single device" in caplog.text
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
@@ -117,6 +122,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path):
     """Two workers on this machine (TF_CONFIG) train one model together: the chief's run
     lands in the store, the other worker's in a throw-away folder, and the result equals a
