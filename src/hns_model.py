@@ -18,6 +18,7 @@ from src import binary
 from src.errors import ArtifactError
 from src.hns_alpha import AlphaController
 from src.hns_metrics import objective
+from src.losses import accuracy
 
 log = logging.getLogger(__name__)
 SNAPSHOT_LIMIT_BYTES = 1 << 30  # weights kept at every alpha: skipped (with a warning) above 1 GiB
@@ -85,7 +86,7 @@ class HideAndSeek(keras.Model):
             if self.estimator == "sa":
                 binary.advance_slope(self.slope, self.slope_factor, self.slope_max)
         return {"loss": loss, "classification": terms["classification"], "hidden": 1.0 - terms["kept"],
-                "accuracy": _accuracy(y, logits), "alpha": alpha, "slope": slope}
+                "accuracy": accuracy(y, logits), "alpha": alpha, "slope": slope}
 
     def sampled_fn(self, batch: dict, training: bool = False) -> dict:
         """Evaluation with a sampled (not thresholded) mask: the test figure the seed
@@ -94,7 +95,7 @@ class HideAndSeek(keras.Model):
         a = tf.cast(self.hider(x, training=False), tf.float32)
         mask = self.mask(a, training=False, sampled=True)
         logits = self.classify(x, mask, False)
-        return {"loss": tf.constant(0.0), "accuracy": _accuracy(y, logits), "hidden": 1.0 - tf.reduce_mean(mask)}
+        return {"loss": tf.constant(0.0), "accuracy": accuracy(y, logits), "hidden": 1.0 - tf.reduce_mean(mask)}
 
     def _snapshot(self, lowered: tf.Tensor) -> None:
         """When alpha was just lowered, keep the weights trained at the previous alpha."""
@@ -117,11 +118,6 @@ class HideAndSeek(keras.Model):
     def set_joint_weights(self, values: list[np.ndarray]) -> None:
         for weight, value in zip(self.joint_weights, values):
             weight.assign(value.astype(weight.dtype))
-
-
-def _accuracy(labels, logits):
-    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32))
 
 
 def transfer_by_name(source: keras.Model, target: keras.Model, what: str) -> int:

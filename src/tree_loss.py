@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.soft_tree import route, tree_layer
+from src.losses import accuracy
 
 EPS = 1e-6
 
@@ -68,9 +69,8 @@ def tree_loss(model, *, penalty_strength: float, penalty_decay: float, penalty_w
         if training:
             layer.balance_num.assign(decay * layer.balance_num + tf.stop_gradient(right))
             layer.balance_den.assign(decay * layer.balance_den + tf.stop_gradient(mass))
-        predicted = tf.argmax(layer.logits(routed), axis=-1, output_type=tf.int32)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, tf.cast(batch["y"], tf.int32)), tf.float32))
-        return {"loss": leaf + penalty, "leaf_loss": leaf, "penalty": penalty, "accuracy": accuracy}
+        return {"loss": leaf + penalty, "leaf_loss": leaf, "penalty": penalty,
+                "accuracy": accuracy(batch["y"], layer.logits(routed))}
 
     return loss_fn
 
