@@ -82,13 +82,6 @@ def parse_value(text):
     return text
 
 
-def _number(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def plot(rows: list[dict], swept: list[str], metric: str, path: Path) -> Path | None:
     """One panel per swept key: the metric of every finished job against the key's value
     (numeric keys on a numeric axis, others as categories)."""
@@ -100,8 +93,8 @@ def plot(rows: list[dict], swept: list[str], metric: str, path: Path) -> Path | 
                                 constrained_layout=True)
     for axis, key in zip(axes[0], swept):
         values = [r[key] for r in done]
-        numbers = [_number(v) for v in values]
-        if all(n is not None for n in numbers):
+        numbers = [parse_value(v) for v in values]
+        if all(isinstance(n, (int, float)) for n in numbers):
             axis.scatter(numbers, [r[metric] for r in done])
             if len(set(numbers)) > 2 and min(numbers) > 0 and max(numbers) / min(numbers) >= 16:
                 axis.set_xscale("log", base=2)
