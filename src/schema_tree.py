@@ -1,8 +1,9 @@
 """Typed `tree.*` settings of the tree_distill procedure (soft decision tree), and their range checks.
 
 TensorFlow-free: imported by src/schema.py and src/validate.py. Training settings left at
-null fall back to `train.*` (which also trains the teacher), so `debug=smoke` shrinks the
-tree too; presets set the tree's own values.
+null fall back to `train.*` (which also trains the teacher); `tree.epochs` has its own
+default (60: the distilled tree needs the longer schedule, measured) and `debug=smoke`
+sets it to 1.
 """
 from __future__ import annotations
 
@@ -32,12 +33,12 @@ class TreeConfig:
     penalty_strength: float = 0.1  # lambda of the balancing penalty
     penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
     penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
-    labels: str = "mixed"  # hard | soft (teacher at tree.temperature) | mixed (measured best)
+    labels: str = "soft"  # hard | soft (teacher at tree.temperature) | mixed (measured: docs/tree_distill.md)
     temperature: float = 4.0  # softmax temperature of the teacher's targets
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
     sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
-    epochs: Optional[int] = None  # null = train.epochs
+    epochs: Optional[int] = 60  # null = train.epochs; hard labels peak early, soft targets keep improving
     batch_size: Optional[int] = None  # null = train.batch_size
     lr: Optional[float] = 0.01  # null = train.lr; the tree learns best at 10x a network's rate (measured)
     early_stopping: Optional[int] = None  # null = train.early_stopping

@@ -58,8 +58,8 @@ def test_cli_smoke(cli, tmp_path):
     result = cli("procedure=tree_distill", "debug=smoke", "dataset=synthetic", "model=hinton800", "tree.gif=false",
                  f"paths.runs={tmp_path / 'runs'}")
     assert result.returncode == 0, result.output[-3000:]
-    assert "soft tree, mixed labels (distilled)" in result.stdout and "hard labels" in result.stdout
-    done = list((tmp_path / "runs").glob("synthetic/tree_distill/depth4-mixed-from-hinton800-*/DONE"))
+    assert "soft tree, soft labels (distilled)" in result.stdout and "hard labels" in result.stdout
+    done = list((tmp_path / "runs").glob("synthetic/tree_distill/depth4-soft-from-hinton800-*/DONE"))
     assert len(done) == 1
     metrics = json.loads((done[0].parent / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1
