@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 SNAPSHOT_LIMIT_BYTES = 1 << 30  # weights kept at every alpha: skipped (with a warning) above 1 GiB
 
 
+class KeptWeights(tf.Module):
+    """One slot per alpha level for every joint weight: the weights reached at each alpha.
+
+    A tf.Module, not a list on the model: Keras 3 leaves a plain list of tf.Variables
+    set on a Model out of tf.train.Checkpoint, so a resumed run scored (and saved) the
+    alphas left before the kill with all-zero weights (tests/test_hns_resume.py)."""
+
+    def __init__(self, weights: list, levels: int):
+        super().__init__(name="kept_alpha_weights")
+        self.values = [tf.Variable(tf.zeros((levels, *w.shape), tf.float32), trainable=False) for w in weights]
+
+
 class HideAndSeek(keras.Model):
     def __init__(self, hider: keras.Model, seeker: keras.Model, controller: AlphaController, *,
                  estimator: str | None = None, monitor: str = "classification", slope_factor: float = 1.0, slope_max: float = 1000.0,
@@ -34,7 +46,8 @@ class HideAndSeek(keras.Model):
         self.monitor = monitor  # which loss the adaptive alpha watches: classification | total
         self.slope_factor, self.slope_max = float(slope_factor), float(slope_max)
         self.slope = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="slope")
-        self.noise = tf.random.Generator.from_seed(int(seed))
+        self.noise = tf.random.Generator.from_seed(int(seed))  # training masks; in the checkpoint
+        self.eval_seed = int(seed)  # sampled test masks (sampled_fn): stateless
         self.snapshots = None
         if controller.adaptive and keep_alpha_weights:
             levels = len(controller.levels)
@@ -43,8 +56,7 @@ class HideAndSeek(keras.Model):
                 log.warning("not keeping the weights of every alpha: %d copies would take %.1f GB "
                             "(set hns.keep_alpha_weights=false to silence this)", levels, size / 2 ** 30)
             else:
-                self.snapshots = [tf.Variable(tf.zeros((levels, *w.shape), tf.float32), trainable=False)
-                                  for w in self.joint_weights]
+                self.snapshots = KeptWeights(self.joint_weights, levels)
                 self.snapshot_taken = tf.Variable(tf.zeros(levels, tf.bool), trainable=False)
 
     @property
@@ -52,11 +64,10 @@ class HideAndSeek(keras.Model):
         return list(self.hider.weights) + list(self.seeker.weights)
 
     # ---- forward ------------------------------------------------------------------
-    def mask(self, a: tf.Tensor, training: bool, sampled: bool | None = None) -> tf.Tensor:
+    def mask(self, a: tf.Tensor, training: bool) -> tf.Tensor:
         """The 0/1 mask for hider logits a: sampled while training a stochastic layer,
-        thresholded at 0.5 otherwise (or sampled on request, for the sampled test figure)."""
-        sampled = training if sampled is None else sampled
-        if self.estimator is None or not sampled:
+        thresholded at 0.5 otherwise."""
+        if self.estimator is None or not training:
             return binary.threshold(a)
         return binary.sample(a, self.noise.uniform(tf.shape(a)), self.estimator, self.slope.read_value())
 
@@ -90,10 +101,18 @@ class HideAndSeek(keras.Model):
 
     def sampled_fn(self, batch: dict, training: bool = False) -> dict:
         """Evaluation with a sampled (not thresholded) mask: the test figure the seed
-        reported for stochastic layers."""
+        reported for stochastic layers.
+
+        Its noise is stateless (from the seed), not drawn from the training generator:
+        the evaluator's first, metric-discovering call drew from that generator too, so a
+        resumed run (whose first sampled evaluation comes after the restore) reported
+        other sampled figures than an uninterrupted one (tests/test_hns_resume.py). Now
+        the figure depends on the weights only. Every evaluation batch gets the same noise
+        pattern; the batches hold different images, so the mean stays unbiased."""
         x, y = batch["x"], batch["y"]
         a = tf.cast(self.hider(x, training=False), tf.float32)
-        mask = self.mask(a, training=False, sampled=True)
+        u = tf.random.stateless_uniform(tf.shape(a), seed=[self.eval_seed, 1])
+        mask = binary.sample(a, u, self.estimator, self.slope.read_value())
         logits = self.classify(x, mask, False)
         return {"loss": tf.constant(0.0), "accuracy": accuracy(y, logits), "hidden": 1.0 - tf.reduce_mean(mask)}
 
@@ -101,7 +120,7 @@ class HideAndSeek(keras.Model):
         """When alpha was just lowered, keep the weights trained at the previous alpha."""
         def keep():
             slot = self.controller.level - 1
-            for store, weight in zip(self.snapshots, self.joint_weights):
+            for store, weight in zip(self.snapshots.values, self.joint_weights):
                 store[slot].assign(tf.cast(weight, tf.float32))
             self.snapshot_taken[slot].assign(True)
             return tf.constant(True)
@@ -112,7 +131,7 @@ class HideAndSeek(keras.Model):
         if self.snapshots is None:
             return []
         taken = self.snapshot_taken.numpy()
-        return [(self.controller.levels[i], [s[i].numpy() for s in self.snapshots])
+        return [(self.controller.levels[i], [s[i].numpy() for s in self.snapshots.values])
                 for i in range(len(taken)) if taken[i]]
 
     def set_joint_weights(self, values: list[np.ndarray]) -> None:
