@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from omegaconf import DictConfig
 
 import datasets
@@ -29,6 +28,7 @@ from src import runtime, tree_plots
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError
 from src.fit import Evaluator, Fitter, make_optimizer, steps_per_epoch
+from src.losses import accuracy, agreement
 from src.runstore import Run, atomic_write, locate
 from src.tree_loss import targets, tree_loss
 
@@ -226,13 +226,12 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
 
     def measures(batch: dict, training: bool) -> dict:
         routed = route(model, batch["x"])
-        labels = tf.cast(batch["y"], tf.int32)
         out = {}
         for rule in ("max_path", "mixture"):
-            predicted = tf.argmax(layer.logits(routed, rule), axis=-1, output_type=tf.int32)
-            out[rule] = _fraction_equal(predicted, labels)
+            logits = layer.logits(routed, rule)
+            out[rule] = accuracy(batch["y"], logits)
             if "t" in batch:
-                out[f"{rule}_agreement"] = _fraction_equal(predicted, tf.argmax(batch["t"], axis=-1, output_type=tf.int32))
+                out[f"{rule}_agreement"] = agreement(logits, batch["t"])
         out["loss"] = out[layer.predict]
         return out
 
@@ -244,10 +243,6 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
     if teacher_logits is not None:
         metrics["agreement"] = out[f"{layer.predict}_agreement"]
     return metrics
-
-
-def _fraction_equal(a, b):
-    return tf.reduce_mean(tf.cast(tf.equal(a, b), tf.float32))
 
 
 def sklearn_accuracy(cfg: DictConfig, data: datasets.Dataset) -> float:
