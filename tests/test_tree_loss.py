@@ -125,3 +125,13 @@ def test_targets():
     mixed = targets(y, 3, logits, "mixed", 2.0, 0.25)
     np.testing.assert_allclose(mixed, 0.75 * np.eye(3)[[0, 2]] + 0.25 * softmax(logits / 2.0), rtol=1e-6)
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_temperature_below_one_sharpens_the_teacher():
+    """T = 0.5 (the default) doubles the logit gaps: logits (2, 0) give e^4 / (e^4 + 1)."""
+    sharp = targets(np.array([1]), 2, np.array([[2.0, 0.0]]), "soft", 0.5, 0.5)
+    p = np.exp(4.0) / (np.exp(4.0) + 1.0)
+    np.testing.assert_allclose(sharp, [[p, 1.0 - p]], rtol=1e-6)
+    assert p == pytest.approx(0.98201, abs=1e-5)  # the teacher's class, even against the label 1
+    # a tie stays a tie at any temperature: ambiguous images keep soft targets
+    np.testing.assert_allclose(targets(np.array([0]), 2, np.array([[1.0, 1.0]]), "soft", 0.5, 0.5), [[0.5, 0.5]])
