@@ -25,7 +25,8 @@ SNAPSHOT_LIMIT_BYTES = 1 << 30  # weights kept at every alpha: skipped (with a w
 
 
 class KeptWeights(tf.Module):
-    """One slot per alpha level for every joint weight: the weights reached at each alpha.
+    """One slot per alpha level for every joint weight (the weights reached at each alpha),
+    and which slots are filled.
 
     A tf.Module, not a list on the model: Keras 3 leaves a plain list of tf.Variables
     set on a Model out of tf.train.Checkpoint, so a resumed run scored (and saved) the
@@ -34,6 +35,7 @@ class KeptWeights(tf.Module):
     def __init__(self, weights: list, levels: int):
         super().__init__(name="kept_alpha_weights")
         self.values = [tf.Variable(tf.zeros((levels, *w.shape), tf.float32), trainable=False) for w in weights]
+        self.taken = tf.Variable(tf.zeros(levels, tf.bool), trainable=False)
 
 
 class HideAndSeek(keras.Model):
@@ -57,7 +59,6 @@ class HideAndSeek(keras.Model):
                             "(set hns.keep_alpha_weights=false to silence this)", levels, size / 2 ** 30)
             else:
                 self.snapshots = KeptWeights(self.joint_weights, levels)
-                self.snapshot_taken = tf.Variable(tf.zeros(levels, tf.bool), trainable=False)
 
     @property
     def joint_weights(self) -> list:
@@ -122,7 +123,7 @@ class HideAndSeek(keras.Model):
             slot = self.controller.level - 1
             for store, weight in zip(self.snapshots.values, self.joint_weights):
                 store[slot].assign(tf.cast(weight, tf.float32))
-            self.snapshot_taken[slot].assign(True)
+            self.snapshots.taken[slot].assign(True)
             return tf.constant(True)
         tf.cond(lowered, keep, lambda: tf.constant(False))
 
@@ -130,7 +131,7 @@ class HideAndSeek(keras.Model):
         """(alpha, weights) of every alpha left behind by the adaptive schedule, in order."""
         if self.snapshots is None:
             return []
-        taken = self.snapshot_taken.numpy()
+        taken = self.snapshots.taken.numpy()
         return [(self.controller.levels[i], [s[i].numpy() for s in self.snapshots.values])
                 for i in range(len(taken)) if taken[i]]
 
