@@ -24,17 +24,27 @@ _REGISTRY = {
     "convnet": _convnet.convnet,
 }
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
+DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings
 
-__all__ = ["INITS", "NAMES", "ModelError", "activation_layers", "build"]
+__all__ = ["DROPOUT_MODELS", "INITS", "NAMES", "ModelError", "activation_layers", "build"]
 
 
-def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str = "default") -> keras.Model:
-    """Build a fresh, uncompiled model; deterministic under ``keras.utils.set_random_seed``."""
+def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str = "default",
+          dropout: float | None = None, input_dropout: float | None = None) -> keras.Model:
+    """Build a fresh, uncompiled model; deterministic under ``keras.utils.set_random_seed``.
+
+    ``dropout`` / ``input_dropout`` replace the architecture's own rates (None keeps them).
+    """
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(NAMES)}")
     if init not in INITS:
         raise ModelError(f"unknown init {init!r}; known inits: {', '.join(INITS)}")
-    return _REGISTRY[name](tuple(int(d) for d in input_shape), int(num_classes), init)
+    shape, classes = tuple(int(d) for d in input_shape), int(num_classes)
+    rates = {k: v for k, v in (("dropout", dropout), ("input_dropout", input_dropout)) if v is not None}
+    if rates and name not in DROPOUT_MODELS:
+        raise ModelError(f"model {name!r} has no settable dropout ({', '.join(rates)}); "
+                         f"models that have: {', '.join(DROPOUT_MODELS)}")
+    return _REGISTRY[name](shape, classes, init, **rates)
 
 
 def activation_layers(model: keras.Model) -> list[str]:

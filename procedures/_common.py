@@ -66,7 +66,15 @@ def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
     in this process first (e.g. a teacher trained as a prerequisite)."""
     from src.runtime import seed_everything
     seed_everything(seed)
-    return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init)
+    return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init,
+                        dropout=model_cfg.dropout, input_dropout=model_cfg.input_dropout)
+
+
+def model_key(model_cfg: DictConfig) -> dict:
+    """A model's settings for an artifact key. Unset (null) dropout overrides are left out,
+    so runs made before those settings existed keep their keys."""
+    settings = OmegaConf.to_container(model_cfg, resolve=True)
+    return {k: v for k, v in settings.items() if not (k in ("dropout", "input_dropout") and v is None)}
 
 
 def model_train_config(cfg: DictConfig, what: str) -> DictConfig:

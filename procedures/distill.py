@@ -20,8 +20,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 import datasets
-from procedures._common import (build_model, derive, ensure, load_data, model_identity, optimizer_for,
-                                 trained_model)
+from procedures._common import (build_model, derive, ensure, load_data, model_identity, model_key,
+                                 optimizer_for, trained_model)
 from src import runtime
 from src.artifacts import load_model
 from src.errors import ArtifactError
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def artifact(cfg: DictConfig) -> Run:
     kd = cfg.distill
     settings = {k: kd[k] for k in ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")}
-    key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
+    key = {"procedure": "distill", "student": model_key(cfg.student), "dataset": cfg.dataset, "train": cfg.train,
            "distill": settings, "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed,
            "precision": cfg.precision, **key_part(cfg.augment)}
     if kd.data == "reconstructed":

@@ -13,7 +13,7 @@ import time
 
 from omegaconf import DictConfig
 
-from procedures._common import build_model, load_data, optimizer_for
+from procedures._common import build_model, load_data, model_key, optimizer_for
 from src import runtime
 from src.augment import key_part, make_augment
 from src.fit import Fitter
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
-    key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
+    key = {"procedure": "train", "model": model_key(cfg.model), "dataset": cfg.dataset, "train": cfg.train,
            "seed": cfg.seed, "precision": cfg.precision, **key_part(cfg.augment)}
     return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
 

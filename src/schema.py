@@ -25,6 +25,8 @@ class ProcedureConfig:
 class ModelConfig:
     name: str = "lenet"
     init: str = "default"  # default (Keras) | paper (the seeds' initialisation)
+    dropout: Optional[float] = None  # hinton MLPs: hidden-layer dropout rate; null = the architecture's own
+    input_dropout: Optional[float] = None  # hinton MLPs: dropout on the input pixels; null = the architecture's own
 
 
 @dataclass

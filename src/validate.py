@@ -53,8 +53,11 @@ def validate(cfg) -> None:
     _choice(cfg.distribute, DISTRIBUTE, "distribute")
     _choice(cfg.augment, AUGMENT, "augment")
     _check(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
-    _choice(cfg.model.init, ("default", "paper"), "model.init")
-    _choice(cfg.student.init, ("default", "paper"), "student.init")
+    for group in ("model", "student"):
+        _choice(cfg[group].init, ("default", "paper"), f"{group}.init")
+        for key in ("dropout", "input_dropout"):
+            rate = cfg[group][key]
+            _check(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
     d = cfg.dataset
     for key in ("train_limit", "test_limit"):
         value = d[key]

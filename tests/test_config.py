@@ -91,6 +91,8 @@ def test_wrong_type_and_unknown_key_fail_at_compose():
     ("teacher.epochs=0", "teacher.epochs"),
     ("distribute=tpu", "distribute"),
     ("logical_cpus=-1", "logical_cpus"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("student.input_dropout=-0.1", "student.input_dropout"),
 ])
 def test_out_of_range_values_are_rejected(override, fragment):
     with pytest.raises(ConfigError) as error:

@@ -119,3 +119,14 @@ def test_teacher_epochs_trains_a_longer_teacher_than_the_student(make_cfg):
     assert scratch_run.metrics()["epochs"] == 1
     assert not train.artifact(derive(cfg, "train")).is_done()  # no 1-epoch teacher was made
     assert metrics["teacher_test_accuracy"] == teacher_run.metrics()["test_accuracy"]
+
+
+def test_dropout_overrides_change_the_keys_and_unset_ones_do_not(make_cfg):
+    from procedures._common import model_key
+    plain = make_cfg("procedure=distill", "model=hinton1200", "student=hinton800")
+    assert "dropout" not in model_key(plain.model) and "input_dropout" not in model_key(plain.student)
+    light = make_cfg("procedure=distill", "model=hinton1200", "student=hinton800", "model.dropout=0.3")
+    assert train.artifact(light).dir != train.artifact(plain).dir
+    assert distill.artifact(light).dir != distill.artifact(plain).dir  # through the teacher's identity
+    regular = make_cfg("procedure=distill", "model=hinton1200", "student=hinton800", "student.dropout=0.1")
+    assert distill.artifact(regular).dir != distill.artifact(plain).dir

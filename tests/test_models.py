@@ -202,3 +202,18 @@ def test_dropout_only_in_teacher():
     student = build("hinton800", MNIST, 10)
     np.testing.assert_allclose(student(x, training=True), student(x, training=False), atol=1e-6)
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in student.layers)
+
+
+def test_dropout_overrides_replace_the_architecture_rates():
+    teacher = build("hinton1200", MNIST, 10, dropout=0.3, input_dropout=0.0)
+    rates = {layer.name: layer.rate for layer in teacher.layers if isinstance(layer, keras.layers.Dropout)}
+    assert rates == {"fc1_dropout": 0.3, "fc2_dropout": 0.3}  # rate 0 builds no layer
+    student = build("hinton800", MNIST, 10, dropout=0.1)
+    assert [layer.rate for layer in student.layers if isinstance(layer, keras.layers.Dropout)] == [0.1, 0.1]
+    default = build("hinton1200", MNIST, 10)
+    assert sorted(layer.rate for layer in default.layers if isinstance(layer, keras.layers.Dropout)) == [0.2, 0.5, 0.5]
+
+
+def test_dropout_override_on_a_model_without_it_names_the_ones_with_it():
+    with pytest.raises(ModelError, match="hinton1200, hinton800"):
+        build("lenet", MNIST, 10, dropout=0.2)
