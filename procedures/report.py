@@ -111,7 +111,11 @@ def run_sweep(cfg: DictConfig) -> dict:
     each swept key (<sweep>/sweep_<metric>.png)."""
     folder = Path(cfg.report.sweep)
     rows, swept, headline = sweep.collect(folder)
-    _emit(cfg, format_table([_sweep_columns(row, swept, headline) for row in rows], cfg.report.format))
+    table = format_table([_sweep_columns(row, swept, headline) for row in rows], cfg.report.format)
+    summary = sweep.over_seeds(rows, swept, _metric_names(rows, headline), headline) if headline else []
+    if summary:  # a second table: the mean over seeds of every setting
+        table += "\n" + format_table(summary, cfg.report.format)
+    _emit(cfg, table)
     figure = sweep.plot(rows, swept, headline, folder / f"sweep_{headline}.png") if headline else None
     if figure:
         log.info("%s against %s: %s", headline, ", ".join(swept), figure)
@@ -120,10 +124,16 @@ def run_sweep(cfg: DictConfig) -> dict:
             "figure": str(figure) if figure else None}
 
 
+def _metric_names(rows: list[dict], headline: str | None) -> list[str]:
+    """The metrics a sweep's rows show: its procedure's usual ones, headline first."""
+    done = next((r for r in rows if r.get("procedure")), {})
+    names = METRICS.get(done.get("procedure"), [k for k in done if k not in ("job", "status", "run", "procedure")])
+    return list(dict.fromkeys([headline, *names] if headline else names))
+
+
 def _sweep_columns(row: dict, swept: list[str], headline: str | None) -> dict:
     """job, swept keys, status, then the procedure's usual metrics (headline first)."""
-    names = METRICS.get(row.get("procedure"), [k for k in row if k not in ("job", "status", "run", "procedure")])
-    names = list(dict.fromkeys([headline, *names] if headline else names))
+    names = _metric_names([row], headline)
     fixed = {"job": row["job"], **{k: sweep.parse_value(row[k]) for k in swept}, "status": row["status"]}
     return {**fixed, **{n: row.get(n) for n in names if n not in fixed}, "run": row.get("run")}
 

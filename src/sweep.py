@@ -58,6 +58,32 @@ def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
     return rows, swept, headline
 
 
+def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline: str) -> list[dict]:
+    """When `seed` is swept: one row per setting of the other swept keys, over its finished
+    seeds: the mean of each numeric metric, the headline's min and max, and how many seeds
+    a flag (e.g. hns_train's `collapsed`) was true for. Empty when no seed was swept."""
+    if "seed" not in swept:
+        return []
+    keys = [k for k in swept if k != "seed"]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "done":
+            groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    summary = []
+    for setting, members in groups.items():
+        out = {**{k: parse_value(v) for k, v in zip(keys, setting)}, "seeds": len(members)}
+        for name in metrics:
+            values = [m.get(name) for m in members]
+            if all(isinstance(v, bool) for v in values):
+                out[f"{name} (seeds)"] = sum(values)
+            elif all(isinstance(v, (int, float)) for v in values):
+                out[f"{name} mean"] = sum(values) / len(values)
+                if name == headline:
+                    out[f"{name} min"], out[f"{name} max"] = min(values), max(values)
+        summary.append(out)
+    return summary
+
+
 def _sweeper_params(job: Path) -> list[str]:
     """Keys a sweeper plugin samples (hydra.sweeper.params, e.g. Optuna's search space)."""
     path = job / ".hydra" / "hydra.yaml"
@@ -66,7 +92,7 @@ def _sweeper_params(job: Path) -> list[str]:
 
 
 def _default_headline(metrics: dict) -> str | None:
-    for name in ("test_accuracy", "fii", "accuracy"):
+    for name in ("fii", "test_accuracy", "accuracy"):  # hns_train's rows have both: FII is its measure
         if name in metrics:
             return name
     return next(iter(metrics), None)

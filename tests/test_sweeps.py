@@ -18,18 +18,27 @@ def _sweep(cli, tmp_path, name, *args):
 
 
 def _report(cli, folder):
+    """The report's tables as lists of csv rows: per job, then (when seed was swept) over seeds."""
     result = cli("procedure=report", f"report.sweep={folder}", "report.format=csv")
     assert result.returncode == 0, result.output[-3000:]
-    return [line.split(",") for line in result.stdout.strip().splitlines() if line and not line.startswith("[")]
+    tables, lines = [], [line for line in result.stdout.splitlines() if not line.startswith("[")]
+    for block in "\n".join(lines).strip().split("\n\n"):
+        tables.append([line.split(",") for line in block.splitlines()])
+    return tables
 
 
 @pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
 def test_two_job_sweep_makes_both_artifacts_and_one_table(cli, tmp_path, launcher):
     folder = _sweep(cli, tmp_path, launcher, f"hydra/launcher={launcher}", "procedure=train", "seed=0,1")
-    table = _report(cli, folder)
+    table, over_seeds = _report(cli, folder)
     header, rows = table[0], table[1:]
     assert header[:3] == ["job", "seed", "status"] and "test_accuracy" in header
     assert [r[:3] for r in rows] == [["0", "0", "done"], ["1", "1", "done"]]
+    accuracies = [float(r[header.index("test_accuracy")]) for r in rows]
+    summary = dict(zip(*over_seeds))
+    assert summary["seeds"] == "2"
+    assert float(summary["test_accuracy mean"]) == pytest.approx(sum(accuracies) / 2)
+    assert float(summary["test_accuracy max"]) == pytest.approx(max(accuracies))
     runs = {r[header.index("run")] for r in rows}
     assert len(runs) == 2 and all((tmp_path / "runs" / "synthetic" / "train").is_dir() for _ in runs)
     assert all(__import__("src.runstore", fromlist=["is_done"]).is_done(run) for run in runs)
@@ -74,6 +83,22 @@ def test_unknown_optimized_metric_lists_the_known_ones(make_cfg):
                                           "test_accuracy, epochs"):
         headline(cfg, {"test_accuracy": 0.9, "epochs": 3, "note": "x"})
     assert headline(make_cfg("optimized_metric=test_accuracy"), {"test_accuracy": 0.5}) == 0.5
+
+
+def test_over_seeds_means_each_setting_and_counts_flags():
+    from src.sweep import over_seeds
+    rows = [{"status": "done", "seed": str(s), "hns.estimator": e, "fii": f, "collapsed": c}
+            for s, e, f, c in [(0, "st1", 0.8, False), (1, "st1", 0.6, True), (0, "st2", 0.9, False),
+                               (1, "st2", 0.7, False)]]
+    rows.append({"status": "failed or running", "seed": "2", "hns.estimator": "st2"})
+    summary = over_seeds(rows, ["hns.estimator", "seed"], ["fii", "collapsed"], "fii")
+    assert summary == [
+        {"hns.estimator": "st1", "seeds": 2, "fii mean": pytest.approx(0.7), "fii min": 0.6, "fii max": 0.8,
+         "collapsed (seeds)": 1},
+        {"hns.estimator": "st2", "seeds": 2, "fii mean": pytest.approx(0.8), "fii min": 0.7, "fii max": 0.9,
+         "collapsed (seeds)": 0},
+    ]
+    assert over_seeds(rows, ["hns.estimator"], ["fii"], "fii") == []  # no seed swept: no summary
 
 
 def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
