@@ -1,5 +1,6 @@
-"""Reading a Hydra sweep folder back: one row per job, the swept keys as columns, and a
-plot of the headline metric against each swept key (`report report.sweep=<folder>`).
+"""Reading a Hydra sweep folder back: one row per job, the swept keys as columns, the
+mean over seeds of each setting when seeds were swept, and a plot of the headline metric
+against each swept key (`report report.sweep=<folder>`).
 
 Each job folder holds Hydra's `.hydra/overrides.yaml` (what the job was given) and the
 `result.json` that main.py writes when the job finishes; a job without it failed or is
