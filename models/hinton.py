@@ -21,17 +21,12 @@ def _mlp(name, input_shape, num_classes, init, units, input_dropout, dropout):
     return keras.Model(inputs, outputs, name=name)
 
 
-def _rate(override, default):
-    return default if override is None else override
+def hinton1200(input_shape, num_classes, init="default", dropout=0.5, input_dropout=0.2):
+    """Teacher: 2x1200 ReLU, dropout 0.2 on inputs and 0.5 on hidden units (model.dropout,
+    model.input_dropout replace them)."""
+    return _mlp("hinton1200", input_shape, num_classes, init, (1200, 1200), input_dropout, dropout)
 
 
-def hinton1200(input_shape, num_classes, init="default", dropout=None, input_dropout=None):
-    """Teacher: 2x1200 ReLU, dropout 0.2 on inputs and 0.5 on hidden units (overridable)."""
-    return _mlp("hinton1200", input_shape, num_classes, init, (1200, 1200),
-                _rate(input_dropout, 0.2), _rate(dropout, 0.5))
-
-
-def hinton800(input_shape, num_classes, init="default", dropout=None, input_dropout=None):
+def hinton800(input_shape, num_classes, init="default", dropout=0.0, input_dropout=0.0):
     """Student: 2x800 ReLU, no dropout (regularised only by distillation) unless asked for."""
-    return _mlp("hinton800", input_shape, num_classes, init, (800, 800),
-                _rate(input_dropout, 0.0), _rate(dropout, 0.0))
+    return _mlp("hinton800", input_shape, num_classes, init, (800, 800), input_dropout, dropout)

@@ -14,6 +14,7 @@ import models
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
 from src.runstore import Run, file_digest
+from src.schema import DROPOUT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def model_key(model_cfg: DictConfig) -> dict:
     """A model's settings for an artifact key. Unset (null) dropout overrides are left out,
     so runs made before those settings existed keep their keys."""
     settings = OmegaConf.to_container(model_cfg, resolve=True)
-    return {k: v for k, v in settings.items() if not (k in ("dropout", "input_dropout") and v is None)}
+    return {k: v for k, v in settings.items() if not (k in DROPOUT_KEYS and v is None)}
 
 
 def model_train_config(cfg: DictConfig, what: str) -> DictConfig:

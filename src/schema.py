@@ -21,6 +21,9 @@ class ProcedureConfig:
     name: str = "train"
 
 
+DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
+
+
 @dataclass
 class ModelConfig:
     name: str = "lenet"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from src import schema_hns, schema_tree
 from src.errors import ConfigError
+from src.schema import DROPOUT_KEYS
 
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -55,7 +56,7 @@ def validate(cfg) -> None:
     _check(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
     for group in ("model", "student"):
         _choice(cfg[group].init, ("default", "paper"), f"{group}.init")
-        for key in ("dropout", "input_dropout"):
+        for key in DROPOUT_KEYS:
             rate = cfg[group][key]
             _check(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
     d = cfg.dataset
