@@ -98,6 +98,8 @@ def artifact(cfg: DictConfig) -> Run:
     stochastic, estimator = binary_layer(h)
     settings = {"hider": h.hider, "seeker": h.seeker, "mask_channels": h.mask_channels, "stochastic": stochastic,
                 "estimator": estimator, "alpha": h.alpha, "init": h.init}
+    if h.logit_penalty:  # absent when off, so runs from before the setting keep their keys
+        settings["logit_penalty"] = h.logit_penalty
     if estimator == "sa":
         settings.update(rate=h.rate if h.rate is not None else DEFAULT_RATE, slope_max=h.slope_max)
     if h.alpha is None:
@@ -229,7 +231,8 @@ def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) ->
     controller = AlphaController(h.alpha, h.alpha_step, h.alpha_min, h.patience, h.smoothing, h.min_delta)
     model = HideAndSeek(hider, seeker, controller, estimator=estimator, monitor=h.monitor,
                         slope_factor=slope_factor(rate, steps) if estimator == "sa" else 1.0,
-                        slope_max=h.slope_max, seed=cfg.seed, keep_alpha_weights=h.keep_alpha_weights)
+                        slope_max=h.slope_max, seed=cfg.seed, keep_alpha_weights=h.keep_alpha_weights,
+                        logit_penalty=h.logit_penalty)
     return model, sources
 
 

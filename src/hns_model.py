@@ -41,12 +41,13 @@ class KeptWeights(tf.Module):
 class HideAndSeek(keras.Model):
     def __init__(self, hider: keras.Model, seeker: keras.Model, controller: AlphaController, *,
                  estimator: str | None = None, monitor: str = "classification", slope_factor: float = 1.0, slope_max: float = 1000.0,
-                 seed: int = 0, keep_alpha_weights: bool = True):
+                 seed: int = 0, keep_alpha_weights: bool = True, logit_penalty: float = 0.0):
         super().__init__(name="hide_and_seek")
         self.hider, self.seeker, self.controller = hider, seeker, controller
         self.estimator = estimator  # None = deterministic threshold
         self.monitor = monitor  # which loss the adaptive alpha watches: classification | total
         self.slope_factor, self.slope_max = float(slope_factor), float(slope_max)
+        self.logit_penalty = float(logit_penalty)  # weight of mean(a^2): keeps the hider's sigmoid out of saturation
         self.slope = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="slope")
         self.noise = tf.random.Generator.from_seed(int(seed))  # training masks; in the checkpoint
         self.eval_seed = int(seed)  # sampled test masks (sampled_fn): stateless
@@ -87,6 +88,9 @@ class HideAndSeek(keras.Model):
         logits = self.classify(x, mask, training)
         terms = objective(y, logits, mask, alpha)
         loss = terms["loss"]
+        logit_ms = tf.reduce_mean(tf.square(a))
+        if self.logit_penalty:
+            loss = loss + self.logit_penalty * logit_ms
         if training and self.estimator == "reinforce":
             surrogate = binary.reinforce_surrogate(a, mask, terms["per_example"])
             loss = loss + surrogate - tf.stop_gradient(surrogate)
@@ -98,7 +102,7 @@ class HideAndSeek(keras.Model):
             if self.estimator == "sa":
                 binary.advance_slope(self.slope, self.slope_factor, self.slope_max)
         return {"loss": loss, "classification": terms["classification"], "hidden": 1.0 - terms["kept"],
-                "accuracy": accuracy(y, logits), "alpha": alpha, "slope": slope}
+                "accuracy": accuracy(y, logits), "alpha": alpha, "slope": slope, "logit_rms": tf.sqrt(logit_ms)}
 
     def sampled_fn(self, batch: dict, training: bool = False) -> dict:
         """Evaluation with a sampled (not thresholded) mask: the test figure the seed
