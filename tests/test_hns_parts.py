@@ -212,3 +212,20 @@ def test_unknown_model_names_list_the_known_ones():
     with pytest.raises(ModelError, match="at least 32x32"):
         build_seeker("seeker_resnet", (28, 28, 1), 10)
     assert not math.isnan(build_seeker("seeker_resnet", (32, 32, 3), 10).count_params())
+
+
+def test_logit_penalty_adds_beta_mean_square_of_the_hider_logits():
+    # loss(beta) - loss(0) = beta * mean(a^2), and its gradient with respect to the logits
+    # is 2 beta a / n: largest where the sigmoid is most saturated
+    rng = np.random.default_rng(3)
+    batch = {"x": tf.constant(rng.random((4, 8, 8, 1), np.float32)), "y": tf.constant(rng.integers(0, 3, 4))}
+    plain, penalised = _joint(None), _joint(None, logit_penalty=1000.0)  # large: an untrained hider's a is ~0.01
+    a = plain.hider(batch["x"])
+    out0, out1 = plain.loss_fn(batch, False), penalised.loss_fn(batch, False)
+    expected = 1000.0 * float(np.mean(np.square(a.numpy().astype(np.float64))))
+    assert float(out1["loss"] - out0["loss"]) == pytest.approx(expected, rel=1e-4)
+    assert float(out1["logit_rms"]) == pytest.approx(np.sqrt(np.mean(np.square(a.numpy()))), rel=1e-5)
+    logits = tf.Variable([[-300.0, 2.0]])
+    with tf.GradientTape() as tape:
+        term = 0.01 * tf.reduce_mean(tf.square(logits))
+    np.testing.assert_allclose(tape.gradient(term, logits).numpy(), [[-3.0, 0.02]], rtol=1e-6)

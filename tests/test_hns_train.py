@@ -79,6 +79,8 @@ def test_bad_settings(make_cfg, caplog):
             validate(make_cfg("procedure=hns_train", f"hns.alpha={alpha}"))
     with pytest.raises(ConfigError, match="hns.seeker='resnet' is not known"):
         validate(make_cfg("procedure=hns_train", "hns.seeker=resnet"))
+    with pytest.raises(ConfigError, match=r"hns.logit_penalty=-0.1: must be >= 0"):
+        validate(make_cfg("procedure=hns_train", "hns.logit_penalty=-0.1"))
     caplog.set_level(logging.WARNING)
     validate(make_cfg("procedure=hns_train", "hns.rate=0.1"))
     assert "hns.rate=0.1 is ignored with a deterministic layer" in caplog.text
@@ -96,3 +98,12 @@ def test_naming_an_estimator_makes_the_layer_stochastic(make_cfg):
     keys = {hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", f"hns.estimator={e}")).dir.name
             for e in ("st1", "st2", "sa", "reinforce")}
     assert len(keys) == 4
+
+
+def test_logit_penalty_enters_the_run_key_only_when_on(make_cfg):
+    def key(*overrides):
+        return json.dumps(hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).key,
+                          sort_keys=True)
+    assert "logit_penalty" not in key()  # runs made before the setting keep their folders
+    assert key("hns.logit_penalty=0.0") == key()
+    assert key("hns.logit_penalty=0.001") != key()
