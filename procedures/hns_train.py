@@ -260,13 +260,15 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     seconds = time.perf_counter() - started
     final = history[-1]
     per_alpha = _per_alpha(model, fitter, sampled, test, baseline, run_, final)
+    fill = float(np.mean(data.x_test))
+    mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
     files = _save(model, run_, data, history, cfg)
     best = max(history + per_alpha, key=lambda r: r["fii"] if r["fii"] is not None else -1)
     metrics = {
         "test_accuracy": final["accuracy"], "fidelity": final["fidelity"], "interpretability": final["interpretability"],
         "fir": final["fir"], "fii": final["fii"], "collapsed": final["collapsed"],
         "test_accuracy_sampled": final.get("accuracy_sampled"), "interpretability_sampled": final.get("hidden_sampled"),
-        "train_hidden": final["train_hidden"], "interpretability_first_epoch": history[0]["interpretability"],
+        "mask_only_accuracy": mask_only, "train_hidden": final["train_hidden"], "interpretability_first_epoch": history[0]["interpretability"],
         "baseline": baseline, "baseline_source": baseline_source, **sources,
         "final_alpha": final["alpha_end"], "final_slope": final["slope_end"],
         "best_fii": best["fii"], "best_fii_at": f"alpha {best['alpha']:.2f}" if "epoch" not in best
@@ -372,6 +374,9 @@ def _print_summary(m: dict, run_: Run) -> None:
              f"{'  COLLAPSED' if m['collapsed'] else ''}"]
     if m.get("test_accuracy_sampled") is not None:
         lines.append(f"  sampled mask: accuracy {pct(m['test_accuracy_sampled'])}  hidden {pct(m['interpretability_sampled'])}")
+    if m.get("mask_only_accuracy") is not None:
+        lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}"
+                     " (near the test accuracy: the mask's layout itself encodes the class)")
     lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f}; "
                  f"best FII {pct(m['best_fii'])} at {m['best_fii_at']}")
     if len(m["alphas"]) > 1:

@@ -121,6 +121,16 @@ class HideAndSeek(keras.Model):
         logits = self.classify(x, mask, False)
         return {"loss": tf.constant(0.0), "accuracy": accuracy(y, logits), "hidden": 1.0 - tf.reduce_mean(mask)}
 
+    def mask_only_fn(self, batch: dict, fill: float) -> dict:
+        """Evaluation of the seeker shown the (thresholded) mask alone: kept pixels set to
+        the constant `fill` instead of the image. High accuracy here means the mask's layout
+        itself tells the class (the hider encodes it in where it keeps pixels), so F and I
+        say little about which part of the image was looked at."""
+        x, y = batch["x"], batch["y"]
+        mask = binary.threshold(tf.cast(self.hider(x, training=False), tf.float32))
+        logits = self.classify(tf.fill(tf.shape(x), tf.cast(fill, x.dtype)), mask, False)
+        return {"loss": tf.constant(0.0), "accuracy": accuracy(y, logits)}
+
     def _snapshot(self, lowered: tf.Tensor) -> None:
         """When alpha was just lowered, keep the weights trained at the previous alpha."""
         def keep():

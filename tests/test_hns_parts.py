@@ -229,3 +229,14 @@ def test_logit_penalty_adds_beta_mean_square_of_the_hider_logits():
     with tf.GradientTape() as tape:
         term = 0.01 * tf.reduce_mean(tf.square(logits))
     np.testing.assert_allclose(tape.gradient(term, logits).numpy(), [[-3.0, 0.02]], rtol=1e-6)
+
+
+def test_mask_only_shows_the_seeker_the_mask_filled_with_a_constant():
+    model = _joint(None)
+    rng = np.random.default_rng(4)
+    x = rng.random((16, 8, 8, 1), np.float32)
+    y = rng.integers(0, 3, 16)
+    mask = (model.hider(x).numpy() > 0).astype(np.float32)
+    expected = np.mean(np.argmax(model.seeker(0.3 * mask).numpy(), -1) == y)
+    out = model.mask_only_fn({"x": tf.constant(x), "y": tf.constant(y)}, 0.3)
+    assert float(out["accuracy"]) == pytest.approx(expected)

@@ -30,7 +30,7 @@ def test_stages_and_joint_run_in_process(make_cfg, capsys):
     assert metrics["fidelity"] == pytest.approx(metrics["test_accuracy"] / metrics["baseline"])
     assert metrics["fii"] == pytest.approx(metrics["fidelity"] * metrics["interpretability"])
     assert metrics["epochs"] == 2 and metrics["layer"] == "reinforce"
-    assert 0.0 <= metrics["interpretability_sampled"] <= 1.0
+    assert 0.0 <= metrics["interpretability_sampled"] <= 1.0 and 0.0 <= metrics["mask_only_accuracy"] <= 1.0
     rows = list(csv.DictReader(open(run.dir / "hns_history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     # adaptive alpha with patience 2: it was lowered, and the weights of every alpha left are kept
