@@ -105,6 +105,8 @@ def artifact(cfg: DictConfig) -> Run:
     if h.alpha is None:
         settings.update({k: h[k] for k in ("alpha_step", "alpha_min", "monitor", "patience", "smoothing",
                                            "min_delta", "keep_alpha_weights")})
+        if h.keep_alpha_weights and h.select != "last":  # absent = last, the only choice before the setting
+            settings["select"] = h.select
     key = {"procedure": "hns_train", "hns": settings, **_common_key(cfg)}
     if _uses(cfg, "hider"):
         key["hider_from"] = _source_id(h.hider_path, hider_artifact(cfg))
@@ -259,16 +261,24 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     resumed_from = result.resumed_from
     seconds = time.perf_counter() - started
     final = history[-1]
-    per_alpha = _per_alpha(model, fitter, sampled, test, baseline, run_, final)
+    per_alpha = _per_alpha(model, fitter, sampled, test, val, baseline, run_, final)
+    chosen = _select(per_alpha, cfg.hns.select)
+    if chosen is not per_alpha[-1]:
+        model.set_joint_weights(dict(model.kept_alphas())[chosen["alpha"]])
+        log.info("selected the weights of alpha %.2f (highest validation FII %.4f; the final weights: %.4f)",
+                 chosen["alpha"], chosen["val_fii"], per_alpha[-1]["val_fii"])
     fill = float(np.mean(data.x_test))
     mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
     files = _save(model, run_, data, history, cfg)
     best = max(history + per_alpha, key=lambda r: r["fii"] if r["fii"] is not None else -1)
     metrics = {
-        "test_accuracy": final["accuracy"], "fidelity": final["fidelity"], "interpretability": final["interpretability"],
-        "fir": final["fir"], "fii": final["fii"], "collapsed": final["collapsed"],
-        "test_accuracy_sampled": final.get("accuracy_sampled"), "interpretability_sampled": final.get("hidden_sampled"),
-        "mask_only_accuracy": mask_only, "train_hidden": final["train_hidden"], "interpretability_first_epoch": history[0]["interpretability"],
+        "test_accuracy": chosen["accuracy"], "fidelity": chosen["fidelity"],
+        "interpretability": chosen["interpretability"], "fir": chosen["fir"], "fii": chosen["fii"],
+        "collapsed": chosen["collapsed"], "test_accuracy_sampled": chosen.get("accuracy_sampled"),
+        "interpretability_sampled": chosen.get("hidden_sampled"), "mask_only_accuracy": mask_only,
+        "selected": "final" if chosen is per_alpha[-1] else f"alpha {chosen['alpha']:.2f}",
+        "final_fii": final["fii"], "final_collapsed": final["collapsed"],
+        "train_hidden": final["train_hidden"], "interpretability_first_epoch": history[0]["interpretability"],
         "baseline": baseline, "baseline_source": baseline_source, **sources,
         "final_alpha": final["alpha_end"], "final_slope": final["slope_end"],
         "best_fii": best["fii"], "best_fii_at": f"alpha {best['alpha']:.2f}" if "epoch" not in best
@@ -301,23 +311,43 @@ def _score(fitter: Evaluator, sampled: Evaluator | None, arrays: dict, baseline:
     return row
 
 
-def _per_alpha(model: HideAndSeek, fitter, sampled, test: dict, baseline: float, run_: Run, final: dict) -> list[dict]:
-    """Test figures (and saved weights) of the model as it was when it left each alpha,
-    plus the final alpha; the model is left with its final weights."""
+def _val_fii(fitter: Evaluator, val: dict, baseline: float) -> float | None:
+    """FII of the current weights on the validation split (with the test baseline): what
+    `hns.select=best_val_fii` ranks by, so the test split never chooses the model."""
+    if not len(val["x"]):
+        return None
+    out = fitter.evaluate(val)
+    return figures(out["accuracy"], out["hidden"], baseline)["fii"]
+
+
+def _per_alpha(model: HideAndSeek, fitter, sampled, test: dict, val: dict, baseline: float, run_: Run,
+               final: dict) -> list[dict]:
+    """Test figures, validation FII and saved weights of the model as it was when it left
+    each alpha, plus the final weights; the model is left with its final weights."""
     rows = []
     kept = model.kept_alphas()
     if kept:
         current = [w.numpy() for w in model.joint_weights]
         for alpha, weights in kept:
             model.set_joint_weights(weights)
-            rows.append({"alpha": alpha, **_score(fitter, sampled, test, baseline)})
+            rows.append({"alpha": alpha, **_score(fitter, sampled, test, baseline),
+                         "val_fii": _val_fii(fitter, val, baseline)})
             for part in ("hider", "seeker"):
                 path = run_.file("alpha_weights") / f"alpha_{alpha:.2f}_{part}.weights.h5"
                 atomic_write(path, lambda tmp, m=getattr(model, part): m.save_weights(str(tmp)))
         model.set_joint_weights(current)
     last = {k: v for k, v in final.items() if not k.startswith("train_") and k not in ("epoch", "slope_end")}
-    rows.append({"alpha": last.pop("alpha_end"), **last})
+    rows.append({"alpha": last.pop("alpha_end"), **last, "val_fii": _val_fii(fitter, val, baseline)})
     return rows
+
+
+def _select(rows: list[dict], how: str) -> dict:
+    """The row whose weights become the run's result: the final weights (`last`), or those
+    with the highest validation FII among every alpha kept and the final (`best_val_fii`;
+    ties go to the lower alpha). Without a validation split: the final weights."""
+    if how == "last" or any(r["val_fii"] is None for r in rows):
+        return rows[-1]
+    return max(reversed(rows), key=lambda r: r["val_fii"])
 
 
 def _save(model: HideAndSeek, run_: Run, data: datasets.Dataset, history: list[dict], cfg: DictConfig) -> list[str]:
@@ -368,8 +398,9 @@ def _read_rows(path) -> list[dict]:
 def _print_summary(m: dict, run_: Run) -> None:
     def pct(v):
         return "n/a" if v is None else f"{v:.4f}"
-    lines = [f"hns_train ({m['layer']}, init {m['init']}, {m['epochs']} epochs): test accuracy {pct(m['test_accuracy'])} "
-             f"(seeker alone {pct(m['baseline'])})",
+    chosen = "the final weights" if m["selected"] == "final" else f"the weights of {m['selected']} (best on validation)"
+    lines = [f"hns_train ({m['layer']}, init {m['init']}, {m['epochs']} epochs), {chosen}: "
+             f"test accuracy {pct(m['test_accuracy'])} (seeker alone {pct(m['baseline'])})",
              f"  F {pct(m['fidelity'])}  I {pct(m['interpretability'])}  FIR {pct(m['fir'])}  FII {pct(m['fii'])}"
              f"{'  COLLAPSED' if m['collapsed'] else ''}"]
     if m.get("test_accuracy_sampled") is not None:
@@ -377,11 +408,12 @@ def _print_summary(m: dict, run_: Run) -> None:
     if m.get("mask_only_accuracy") is not None:
         lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}"
                      " (near the test accuracy: the mask's layout itself encodes the class)")
-    lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f}; "
+    lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f} "
+                 f"(FII {pct(m['final_fii'])}); "
                  f"best FII {pct(m['best_fii'])} at {m['best_fii_at']}")
     if len(m["alphas"]) > 1:
-        lines.append("  alpha   acc     F       I       FII")
+        lines.append("  alpha   acc     F       I       FII     val FII")
         lines += [f"  {r['alpha']:.2f}  {r['accuracy']:.4f}  {pct(r['fidelity'])}  {r['interpretability']:.4f}  "
-                  f"{pct(r['fii'])}" for r in m["alphas"]]
+                  f"{pct(r['fii'])}  {pct(r.get('val_fii'))}" for r in m["alphas"]]
     lines.append(f"artifacts: {run_.dir}")
     print("\n".join(lines), flush=True)

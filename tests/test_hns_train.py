@@ -38,6 +38,10 @@ def test_stages_and_joint_run_in_process(make_cfg, capsys):
     kept = [r["alpha"] for r in metrics["alphas"][:-1]]
     assert kept and kept[0] == 1.0
     assert (run.dir / "alpha_weights" / "alpha_1.00_hider.weights.h5").exists()
+    # the result is the row with the best validation FII; its figures are the headline
+    chosen = max(reversed(metrics["alphas"]), key=lambda r: r["val_fii"])
+    assert metrics["fii"] == chosen["fii"] and metrics["selected"] == (
+        "final" if chosen is metrics["alphas"][-1] else f"alpha {chosen['alpha']:.2f}")
     assert "FII" in capsys.readouterr().out
     assert hns_train.run(cfg) == json.loads((run.dir / "metrics.json").read_text())  # reused
 
@@ -107,3 +111,20 @@ def test_logit_penalty_enters_the_run_key_only_when_on(make_cfg):
     assert "logit_penalty" not in key()  # runs made before the setting keep their folders
     assert key("hns.logit_penalty=0.0") == key()
     assert key("hns.logit_penalty=0.001") != key()
+
+
+def test_select_takes_the_best_validation_fii_and_the_lower_alpha_on_ties():
+    rows = [{"alpha": 1.0, "val_fii": 0.2}, {"alpha": 0.5, "val_fii": 0.9}, {"alpha": 0.3, "val_fii": 0.9},
+            {"alpha": 0.05, "val_fii": 0.4}]
+    assert hns_train._select(rows, "best_val_fii") is rows[2]
+    assert hns_train._select(rows, "last") is rows[-1]
+    assert hns_train._select(rows[:-1] + [{"alpha": 0.05, "val_fii": None}], "best_val_fii")["alpha"] == 0.05
+
+
+def test_select_enters_the_run_key_unless_last(make_cfg):
+    def name(*overrides):
+        return hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).dir.name
+    assert name("hns.select=last") != name()
+    assert name("hns.alpha=0.5", "hns.select=last") == name("hns.alpha=0.5")  # constant alpha: nothing to select
+    with pytest.raises(ConfigError, match="hns.select='best': choose one of best_val_fii, last"):
+        validate(make_cfg("procedure=hns_train", "hns.select=best"))
