@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import time
 
 import numpy as np
@@ -265,7 +266,7 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     chosen = _select(per_alpha, cfg.hns.select)
     if chosen is not per_alpha[-1]:
         model.set_joint_weights(dict(model.kept_alphas())[chosen["alpha"]])
-        log.info("selected the weights of alpha %.2f (highest validation FII %.4f; the final weights: %.4f)",
+        log.info("selected the weights of alpha %.2f (validation FII %.4f; the final weights: %.4f)",
                  chosen["alpha"], chosen["val_fii"], per_alpha[-1]["val_fii"])
     fill = float(np.mean(data.x_test))
     mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
@@ -311,13 +312,17 @@ def _score(fitter: Evaluator, sampled: Evaluator | None, arrays: dict, baseline:
     return row
 
 
-def _val_fii(fitter: Evaluator, val: dict, baseline: float) -> float | None:
-    """FII of the current weights on the validation split (with the test baseline): what
-    `hns.select=best_val_fii` ranks by, so the test split never chooses the model."""
-    if not len(val["x"]):
-        return None
+def _val_fii(fitter: Evaluator, val: dict, baseline: float) -> dict:
+    """FII of the current weights on the validation split (with the test baseline) and its
+    standard error from the binomial spread of the accuracy: what `hns.select=val_fii`
+    ranks by, so the test split never chooses the model."""
+    n = len(val["x"])
+    if not n:
+        return {"val_fii": None, "val_fii_se": None}
     out = fitter.evaluate(val)
-    return figures(out["accuracy"], out["hidden"], baseline)["fii"]
+    fii = figures(out["accuracy"], out["hidden"], baseline)["fii"]
+    spread = math.sqrt(out["accuracy"] * (1.0 - out["accuracy"]) / n)
+    return {"val_fii": fii, "val_fii_se": out["hidden"] / baseline * spread if baseline else None}
 
 
 def _per_alpha(model: HideAndSeek, fitter, sampled, test: dict, val: dict, baseline: float, run_: Run,
@@ -330,24 +335,27 @@ def _per_alpha(model: HideAndSeek, fitter, sampled, test: dict, val: dict, basel
         current = [w.numpy() for w in model.joint_weights]
         for alpha, weights in kept:
             model.set_joint_weights(weights)
-            rows.append({"alpha": alpha, **_score(fitter, sampled, test, baseline),
-                         "val_fii": _val_fii(fitter, val, baseline)})
+            rows.append({"alpha": alpha, **_score(fitter, sampled, test, baseline), **_val_fii(fitter, val, baseline)})
             for part in ("hider", "seeker"):
                 path = run_.file("alpha_weights") / f"alpha_{alpha:.2f}_{part}.weights.h5"
                 atomic_write(path, lambda tmp, m=getattr(model, part): m.save_weights(str(tmp)))
         model.set_joint_weights(current)
     last = {k: v for k, v in final.items() if not k.startswith("train_") and k not in ("epoch", "slope_end")}
-    rows.append({"alpha": last.pop("alpha_end"), **last, "val_fii": _val_fii(fitter, val, baseline)})
+    rows.append({"alpha": last.pop("alpha_end"), **last, **_val_fii(fitter, val, baseline)})
     return rows
 
 
 def _select(rows: list[dict], how: str) -> dict:
-    """The row whose weights become the run's result: the final weights (`last`), or those
-    with the highest validation FII among every alpha kept and the final (`best_val_fii`;
-    ties go to the lower alpha). Without a validation split: the final weights."""
+    """The row whose weights become the run's result: the final weights (`last`), or, for
+    `val_fii`, the last row (lowest alpha, the final weights last of all) whose
+    validation FII is within one standard error of the best: the one-standard-error rule
+    (Breiman et al. 1984). Differences smaller than that are noise of the validation split,
+    and between equals the longer-trained, more hiding weights win. Without a validation
+    split: the final weights."""
     if how == "last" or any(r["val_fii"] is None for r in rows):
         return rows[-1]
-    return max(reversed(rows), key=lambda r: r["val_fii"])
+    best = max(rows, key=lambda r: r["val_fii"])
+    return [r for r in rows if r["val_fii"] >= best["val_fii"] - (best["val_fii_se"] or 0.0)][-1]
 
 
 def _save(model: HideAndSeek, run_: Run, data: datasets.Dataset, history: list[dict], cfg: DictConfig) -> list[str]:
@@ -406,8 +414,9 @@ def _print_summary(m: dict, run_: Run) -> None:
     if m.get("test_accuracy_sampled") is not None:
         lines.append(f"  sampled mask: accuracy {pct(m['test_accuracy_sampled'])}  hidden {pct(m['interpretability_sampled'])}")
     if m.get("mask_only_accuracy") is not None:
-        lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}"
-                     " (near the test accuracy: the mask's layout itself encodes the class)")
+        share = m["mask_only_accuracy"] / m["test_accuracy"] if m["test_accuracy"] else 0.0
+        lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}, "
+                     f"{share:.0%} of the test accuracy: how much the mask's layout tells by itself")
     lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f} "
                  f"(FII {pct(m['final_fii'])}); "
                  f"best FII {pct(m['best_fii'])} at {m['best_fii_at']}")

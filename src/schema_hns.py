@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 ESTIMATORS = ("st1", "st2", "sa", "reinforce")
 MONITORS = ("classification", "total")
-SELECTIONS = ("best_val_fii", "last")
+SELECTIONS = ("val_fii", "last")
 INITS = ("scratch", "pretrained_hider", "pretrained_seeker", "pretrained_both")
 HIDERS = ("hider_small", "hider_large")
 SEEKERS = ("seeker_small", "seeker_large", "seeker_resnet")
@@ -39,8 +39,8 @@ class HnsConfig:
     smoothing: float = 0.9  # adaptive: EMA factor on the monitored per-step loss (0 = raw per-step values)
     min_delta: float = 0.01  # adaptive: a smaller fall of the monitored EMA is no improvement
     keep_alpha_weights: bool = True  # adaptive: keep the weights reached at every alpha (alpha_weights/)
-    select: str = "best_val_fii"  # adaptive: the run's result is the weights (kept alphas or final) with the best validation FII; or last
-    logit_penalty: float = 0.0  # adds logit_penalty * mean(a^2) of the hider's logits a, so its sigmoid cannot saturate
+    select: str = "val_fii"  # adaptive: the result is the kept-alpha or final weights chosen on validation FII (one-standard-error rule); or last
+    logit_penalty: float = 0.001  # adds logit_penalty * mean(a^2) of the hider's logits a, so its sigmoid cannot saturate
     init: str = "scratch"  # scratch | pretrained_hider | pretrained_seeker | pretrained_both
     hider_path: Optional[str] = None  # a hider .keras file (or hns hider run folder) instead of the store's
     seeker_path: Optional[str] = None  # a seeker .keras file (or hns seeker run folder) instead of the store's
@@ -81,7 +81,7 @@ def check(cfg) -> None:
     need(0.0 <= h.smoothing < 1.0, f"hns.smoothing={h.smoothing}: an EMA factor in [0, 1) (0 = no smoothing)")
     need(h.min_delta >= 0.0, f"hns.min_delta={h.min_delta}: must be >= 0 (0 = any fall counts as improvement)")
     need(h.select in SELECTIONS, f"hns.select={h.select!r}: choose one of {', '.join(SELECTIONS)}")
-    need(h.logit_penalty >= 0.0, f"hns.logit_penalty={h.logit_penalty}: must be >= 0 (0 = off; e.g. 0.001)")
+    need(h.logit_penalty >= 0.0, f"hns.logit_penalty={h.logit_penalty}: must be >= 0 (0 = off, the plain method; default 0.001)")
     need(h.mask_channels >= 1, f"hns.mask_channels={h.mask_channels}: 1 (shared mask) or the input's channel count")
     need(h.rate is None or h.rate >= 0.0, f"hns.rate={h.rate}: the slope's growth per epoch must be >= 0 (e.g. 0.5)")
     need(h.slope_max >= 1.0, f"hns.slope_max={h.slope_max}: must be >= 1 (the slope starts at 1)")

@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from procedures import hns_train
@@ -38,8 +39,8 @@ def test_stages_and_joint_run_in_process(make_cfg, capsys):
     kept = [r["alpha"] for r in metrics["alphas"][:-1]]
     assert kept and kept[0] == 1.0
     assert (run.dir / "alpha_weights" / "alpha_1.00_hider.weights.h5").exists()
-    # the result is the row with the best validation FII; its figures are the headline
-    chosen = max(reversed(metrics["alphas"]), key=lambda r: r["val_fii"])
+    # the result is the row chosen on validation FII; its figures are the headline
+    chosen = hns_train._select(metrics["alphas"], "val_fii")
     assert metrics["fii"] == chosen["fii"] and metrics["selected"] == (
         "final" if chosen is metrics["alphas"][-1] else f"alpha {chosen['alpha']:.2f}")
     assert "FII" in capsys.readouterr().out
@@ -108,17 +109,30 @@ def test_logit_penalty_enters_the_run_key_only_when_on(make_cfg):
     def key(*overrides):
         return json.dumps(hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).key,
                           sort_keys=True)
-    assert "logit_penalty" not in key()  # runs made before the setting keep their folders
-    assert key("hns.logit_penalty=0.0") == key()
-    assert key("hns.logit_penalty=0.001") != key()
+    assert "logit_penalty" not in key("hns.logit_penalty=0")  # runs made before the setting keep their folders
+    assert key("hns.logit_penalty=0.0") == key("hns.logit_penalty=0")
+    assert key("hns.logit_penalty=0.001") == key() != key("hns.logit_penalty=0")
 
 
-def test_select_takes_the_best_validation_fii_and_the_lower_alpha_on_ties():
-    rows = [{"alpha": 1.0, "val_fii": 0.2}, {"alpha": 0.5, "val_fii": 0.9}, {"alpha": 0.3, "val_fii": 0.9},
-            {"alpha": 0.05, "val_fii": 0.4}]
-    assert hns_train._select(rows, "best_val_fii") is rows[2]
+def test_select_takes_the_lowest_alpha_within_one_standard_error_of_the_best():
+    def row(alpha, fii, se=0.01):
+        return {"alpha": alpha, "val_fii": fii, "val_fii_se": se}
+    rows = [row(1.0, 0.2), row(0.5, 0.90), row(0.3, 0.895), row(0.2, 0.85), row(0.05, 0.4)]
+    assert hns_train._select(rows, "val_fii") is rows[2]  # 0.895 >= 0.90 - 0.01; 0.85 and 0.4 are not
+    assert hns_train._select(rows[:-1] + [row(0.05, 0.891)], "val_fii")["alpha"] == 0.05  # the final, within 1 SE
     assert hns_train._select(rows, "last") is rows[-1]
-    assert hns_train._select(rows[:-1] + [{"alpha": 0.05, "val_fii": None}], "best_val_fii")["alpha"] == 0.05
+    assert hns_train._select(rows[:-1] + [{"alpha": 0.05, "val_fii": None, "val_fii_se": None}],
+                             "val_fii")["alpha"] == 0.05
+
+
+def test_validation_fii_and_its_standard_error():
+    class Fixed:
+        def evaluate(self, arrays):
+            return {"accuracy": 0.9, "hidden": 0.8}
+    out = hns_train._val_fii(Fixed(), {"x": np.zeros((100, 2))}, 0.95)
+    assert out["val_fii"] == pytest.approx(0.9 / 0.95 * 0.8)
+    assert out["val_fii_se"] == pytest.approx(0.8 / 0.95 * 0.03)  # sqrt(0.9 * 0.1 / 100) = 0.03
+    assert hns_train._val_fii(Fixed(), {"x": np.zeros((0, 2))}, 0.95) == {"val_fii": None, "val_fii_se": None}
 
 
 def test_select_enters_the_run_key_unless_last(make_cfg):
@@ -126,5 +140,5 @@ def test_select_enters_the_run_key_unless_last(make_cfg):
         return hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).dir.name
     assert name("hns.select=last") != name()
     assert name("hns.alpha=0.5", "hns.select=last") == name("hns.alpha=0.5")  # constant alpha: nothing to select
-    with pytest.raises(ConfigError, match="hns.select='best': choose one of best_val_fii, last"):
+    with pytest.raises(ConfigError, match="hns.select='best': choose one of val_fii, last"):
         validate(make_cfg("procedure=hns_train", "hns.select=best"))
