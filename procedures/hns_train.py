@@ -406,7 +406,8 @@ def _read_rows(path) -> list[dict]:
 def _print_summary(m: dict, run_: Run) -> None:
     def pct(v):
         return "n/a" if v is None else f"{v:.4f}"
-    chosen = "the final weights" if m["selected"] == "final" else f"the weights of {m['selected']} (best on validation)"
+    selected = m.get("selected", "final")  # runs stored before hns.select kept their final weights
+    chosen = "the final weights" if selected == "final" else f"the weights of {selected} (chosen on validation)"
     lines = [f"hns_train ({m['layer']}, init {m['init']}, {m['epochs']} epochs), {chosen}: "
              f"test accuracy {pct(m['test_accuracy'])} (seeker alone {pct(m['baseline'])})",
              f"  F {pct(m['fidelity'])}  I {pct(m['interpretability'])}  FIR {pct(m['fir'])}  FII {pct(m['fii'])}"
@@ -418,7 +419,7 @@ def _print_summary(m: dict, run_: Run) -> None:
         lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}, "
                      f"{share:.0%} of the test accuracy: how much the mask's layout tells by itself")
     lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f} "
-                 f"(FII {pct(m['final_fii'])}); "
+                 f"(FII {pct(m.get('final_fii', m['fii']))}); "
                  f"best FII {pct(m['best_fii'])} at {m['best_fii_at']}")
     if len(m["alphas"]) > 1:
         lines.append("  alpha   acc     F       I       FII     val FII")

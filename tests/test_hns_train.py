@@ -142,3 +142,15 @@ def test_select_enters_the_run_key_unless_last(make_cfg):
     assert name("hns.alpha=0.5", "hns.select=last") == name("hns.alpha=0.5")  # constant alpha: nothing to select
     with pytest.raises(ConfigError, match="hns.select='best': choose one of val_fii, last"):
         validate(make_cfg("procedure=hns_train", "hns.select=best"))
+
+
+def test_summary_of_a_run_stored_before_selection_and_mask_only(capsys, tmp_path):
+    old = {"layer": "st2", "init": "scratch", "epochs": 10, "test_accuracy": 0.9, "baseline": 0.95, "fidelity": 0.947,
+           "interpretability": 0.8, "fir": 0.54, "fii": 0.758, "collapsed": False, "train_hidden": 0.79,
+           "final_alpha": 0.05, "best_fii": 0.76, "best_fii_at": "epoch 9", "alphas": [{}]}
+
+    class Stored:
+        dir = tmp_path
+    hns_train._print_summary(old, Stored())
+    out = capsys.readouterr().out
+    assert "the final weights: test accuracy 0.9000" in out and "(FII 0.7580)" in out and "mask alone" not in out
