@@ -15,8 +15,8 @@ random data, same batch, same models, same machine, for
              no host syncs. It is what the models' own arithmetic costs on this machine,
              so seed/floor is the most that any training loop could gain over the seed's.
 All three use the same binary layer (src.binary; deterministic by default, --estimator for a
-stochastic one) and Adam(1e-3) with constant alpha. No XLA on either side.
-The two are timed alternately (A, B, A, B, ...), medians of --repeats rounds reported
+stochastic one) and Adam(1e-3) with constant alpha. No XLA on any side.
+The three are timed in turn (A, B, C, A, B, C, ...), medians of --repeats rounds reported
 with every raw value, because the machine is shared and noisy.
 
 Usage (from the repo root):
