@@ -38,7 +38,7 @@ METRICS = {
     "distill": ["test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy", "kd_gain", "agreement",
                 "gap_recovered"],
     "hns_train": ["fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
-                  "test_accuracy_sampled", "interpretability_sampled", "train_hidden", "final_alpha", "best_fii",
+                  "mask_only_accuracy", "selected", "final_fii", "test_accuracy_sampled", "interpretability_sampled", "train_hidden", "final_alpha", "best_fii",
                   "epochs"],
     "hns_seeker": ["test_accuracy", "epochs", "train_seconds"],
     "hns_hider": ["test_bce", "test_mse", "epochs"],
