@@ -265,7 +265,7 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     per_alpha = _per_alpha(model, fitter, sampled, test, val, baseline, run_, final)
     chosen = _select(per_alpha, cfg.hns.select)
     if chosen is not per_alpha[-1]:
-        model.set_joint_weights(dict(model.kept_alphas())[chosen["alpha"]])
+        model.restore_alpha(chosen["alpha"])
         log.info("selected the weights of alpha %.2f (validation FII %.4f; the final weights: %.4f)",
                  chosen["alpha"], chosen["val_fii"], per_alpha[-1]["val_fii"])
     fill = float(np.mean(data.x_test))

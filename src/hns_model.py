@@ -149,6 +149,14 @@ class HideAndSeek(keras.Model):
         return [(self.controller.levels[i], [s[i].numpy() for s in self.snapshots.values])
                 for i in range(len(taken)) if taken[i]]
 
+    def restore_alpha(self, alpha: float) -> None:
+        """Load the weights kept when the schedule left `alpha` (one slot, not all of them)."""
+        slot = self.controller.levels.index(alpha)
+        if self.snapshots is None or not bool(self.snapshots.taken[slot]):
+            raise ValueError(f"no weights were kept for alpha {alpha}")
+        for weight, store in zip(self.joint_weights, self.snapshots.values):
+            weight.assign(tf.cast(store[slot], weight.dtype))
+
     def set_joint_weights(self, values: list[np.ndarray]) -> None:
         for weight, value in zip(self.joint_weights, values):
             weight.assign(value.astype(weight.dtype))

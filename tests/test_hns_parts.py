@@ -240,3 +240,20 @@ def test_mask_only_shows_the_seeker_the_mask_filled_with_a_constant():
     expected = np.mean(np.argmax(model.seeker(0.3 * mask).numpy(), -1) == y)
     out = model.mask_only_fn({"x": tf.constant(x), "y": tf.constant(y)}, 0.3)
     assert float(out["accuracy"]) == pytest.approx(expected)
+
+
+def test_restore_alpha_loads_the_weights_kept_at_that_alpha():
+    model = _joint(None, alpha=None, ctl={"patience": 1, "smoothing": 0.0})
+    rng = np.random.default_rng(5)
+    batch = {"x": tf.constant(rng.random((8, 8, 8, 1), np.float32)), "y": tf.constant(rng.integers(0, 3, 8))}
+    model.loss_fn(batch, True)
+    model.loss_fn(batch, True)  # no improvement for one step: alpha 1.00 is left, its weights kept
+    kept = dict(model.kept_alphas())
+    assert 1.0 in kept
+    for w in model.joint_weights:
+        w.assign(tf.zeros_like(w))
+    model.restore_alpha(1.0)
+    for w, k in zip(model.joint_weights, kept[1.0]):
+        np.testing.assert_array_equal(w.numpy(), k)
+    with pytest.raises(ValueError, match="no weights were kept for alpha 0.5"):
+        model.restore_alpha(0.5)
