@@ -16,10 +16,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from src import cli_help  # noqa: E402  (imports neither Hydra nor TensorFlow)
+from src import cli  # noqa: E402  (imports neither Hydra nor TensorFlow)
 
-if __name__ == "__main__" and cli_help.wants_quick_help(sys.argv[1:]):
-    cli_help.print_and_exit()
+if __name__ == "__main__" and cli.wants_quick_help(sys.argv[1:]):
+    cli.print_and_exit()
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig
@@ -27,9 +27,7 @@ from omegaconf import DictConfig
 
 from src import runstore
 from src.errors import ConfigError, RunnerError
-from src.plugins import missing_plugin
-from src.schema import register
-from src.validate import validate
+from src.schema import register, validate
 
 register()
 log = logging.getLogger("main")
@@ -73,7 +71,7 @@ def write_job_result(cfg: DictConfig, metrics: dict) -> None:
 
 
 if __name__ == "__main__":
-    problem = missing_plugin(sys.argv[1:])
+    problem = cli.missing_plugin(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -44,7 +44,8 @@ def main() -> None:
     import numpy as np
 
     import models
-    from procedures.distill import _with_teacher_logits, make_loss
+    from src.kd.loss import make_loss
+    from src.kd.scores import with_teacher_logits
     from src.fit import Fitter, make_optimizer
 
     print("\n".join(machine_header()))
@@ -62,7 +63,7 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         teacher = models.build(teacher_name, (28, 28, 1), 10)
 
-        with_logits = _with_teacher_logits(teacher, {"x": x, "y": y})
+        with_logits = with_teacher_logits(teacher, {"x": x, "y": y})
 
         def engine(cached: bool):
             student = models.build(student_name, (28, 28, 1), 10)
@@ -87,7 +88,7 @@ def main() -> None:
             return go
 
         contenders = {"cached": engine(True), "live": engine(False), "keras": distiller(),
-                      "cache": lambda epochs=1: _with_teacher_logits(teacher, {"x": x, "y": y})}
+                      "cache": lambda epochs=1: with_teacher_logits(teacher, {"x": x, "y": y})}
         for warm in contenders.values():
             warm(1)  # tracing and first-call costs are not throughput
         seconds = alternate(contenders, args.repeats)

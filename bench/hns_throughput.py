@@ -14,7 +14,7 @@ random data, same batch, same models, same machine, for
              and run on one batch that stays in memory: no data pipeline, no metrics,
              no host syncs. It is what the models' own arithmetic costs on this machine,
              so seed/floor is the most that any training loop could gain over the seed's.
-All three use the same binary layer (src.binary; deterministic by default, --estimator for a
+All three use the same binary layer (src.hns.masks; deterministic by default, --estimator for a
 stochastic one) and Adam(1e-3) with constant alpha. No XLA on any side.
 The three are timed in turn (A, B, C, A, B, C, ...), medians of --repeats rounds reported
 with every raw value, because the machine is shared and noisy.
@@ -40,8 +40,8 @@ import tensorflow as tf  # noqa: E402
 from bench import _timing as T  # noqa: E402
 from models.hns import build_hider, build_seeker  # noqa: E402
 from src.fit import Fitter, make_optimizer  # noqa: E402
-from src.hns_alpha import AlphaController  # noqa: E402
-from src.hns_model import HideAndSeek  # noqa: E402
+from src.hns.alpha import AlphaController  # noqa: E402
+from src.hns.model import HideAndSeek  # noqa: E402
 
 SHAPE, CLASSES, LR, SEED, ALPHA = (28, 28, 1), 10, 1e-3, 0, 0.7
 

@@ -7,7 +7,7 @@ kernel against the seed's recipe rebuilt in the same process, on the same teache
 seed  one batch of 64 at a time: a variable and Adam slots reset for each batch, then one
       compiled step per call, `steps` calls (the seed made one session call per step).
       This is kinder to the seed than its TF1 code, which also rebuilt ops in its loops.
-ours  src.reconstruct.InputOptimizer on all `batches` x 64 inputs at once, 100 steps per
+ours  src.datafree.reconstruct.InputOptimizer on all `batches` x 64 inputs at once, 100 steps per
       compiled call.
 Both use the same teacher (untrained weights: the cost does not depend on them), the same
 objective (relu-MSE on every layer against fixed random targets) and the same Adam.
@@ -41,8 +41,8 @@ def main() -> None:
     import tensorflow as tf
 
     import models
-    from src.activations import ActivationTap
-    from src.reconstruct import BETA1, BETA2, EPSILON, InputOptimizer, relu_mse
+    from src.datafree.taps import ActivationTap
+    from src.datafree.reconstruct import BETA1, BETA2, EPSILON, InputOptimizer, relu_mse
 
     print("\n".join(machine_header()))
     keras.utils.set_random_seed(0)

@@ -38,7 +38,7 @@ import datasets  # noqa: E402
 from bench import _timing as T  # noqa: E402
 from models.soft_tree import build_tree  # noqa: E402
 from src.fit import Fitter, make_optimizer  # noqa: E402
-from src.tree_loss import tree_loss  # noqa: E402
+from src.tree.loss import tree_loss  # noqa: E402
 
 SEED = 0
 SEED_RECIPE = dict(depth=4, batch=4, inv_temp=0.01, lr=5e-3, penalty_strength=10.0, penalty_decay=0.25,

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-BETA_MODES = ("per_node", "shared", "fixed")
-PREDICT = ("max_path", "mixture")
+BETA_SIZES = {"per_node": lambda inner: inner, "shared": lambda inner: 1, "fixed": lambda inner: 0}  # learned betas
+RULES = ("max_path", "mixture")  # the prediction rules `logits` implements (tree.predict)
 
 
 @keras.saving.register_keras_serializable(package="kd_runner")
@@ -31,8 +31,8 @@ class SoftTree(keras.layers.Layer):
         super().__init__(**kwargs)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        if beta_mode not in BETA_MODES or predict not in PREDICT:
-            raise ValueError(f"beta_mode must be one of {BETA_MODES} and predict one of {PREDICT}")
+        if beta_mode not in BETA_SIZES or predict not in RULES:
+            raise ValueError(f"unknown beta_mode {beta_mode!r} or predict {predict!r} (tree.beta_mode, tree.predict)")
         self.depth, self.num_classes = int(depth), int(num_classes)
         self.beta, self.beta_mode, self.predict = float(beta), beta_mode, predict
         self.inner, self.leaves = 2 ** self.depth - 1, 2 ** self.depth
@@ -41,13 +41,13 @@ class SoftTree(keras.layers.Layer):
         features = int(input_shape[-1])
         self.kernel = self.add_weight(name="kernel", shape=(features, self.inner), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.inner,), initializer="zeros")
-        if self.beta_mode != "fixed":  # learned as log(beta): beta stays positive
-            size = self.inner if self.beta_mode == "per_node" else 1
+        size = BETA_SIZES[self.beta_mode](self.inner)
+        if size:  # learned as log(beta): beta stays positive
             self.log_beta = self.add_weight(name="log_beta", shape=(size,),
                                             initializer=keras.initializers.Constant(math.log(self.beta)))
         self.leaf_logits = self.add_weight(name="leaf_logits", shape=(self.leaves, self.num_classes),
                                            initializer=keras.initializers.RandomNormal(stddev=0.1))
-        # running sums of the balancing penalty (src/tree_loss.py); saved with the model
+        # running sums of the balancing penalty (src/tree/loss.py); saved with the model
         self.balance_num = self.add_weight(name="balance_num", shape=(self.inner,), initializer="zeros",
                                            trainable=False)
         self.balance_den = self.add_weight(name="balance_den", shape=(self.inner,), initializer="zeros",

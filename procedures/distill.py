@@ -9,6 +9,7 @@ The teacher comes from the store (trained first when missing) or teacher.path. I
 logits on the training data are computed once and cached, so an epoch costs only the
 student's passes. The same student trained from scratch with the same settings is the
 baseline (distill.baseline). Evaluation is on the real test split, true labels, T=1.
+The method: src/kd and docs/distill.md.
 """
 from __future__ import annotations
 
@@ -16,39 +17,38 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig
 
 import datasets
-from procedures._common import (build_model, derive, ensure, load_data, model_identity, model_key,
-                                 optimizer_for, trained_model)
+from procedures._upstream import build_model, derive, ensure, load_data, optimizer_for, teacher_name, upstream
 from src import runtime
 from src.artifacts import load_model
+from src.augment import make_augment
 from src.errors import ArtifactError
-from src.augment import key_part, make_augment
-from src.fit import Evaluator, Fitter
-from src.losses import accuracy, agreement, distillation_loss
+from src.fit import Fitter
+from src.kd.loss import make_loss
+from src.kd.scores import gap_recovered, test_metrics, with_teacher_logits
 from src.runstore import Run, atomic_write, file_digest, locate
+from src.tables import format_table
 
 log = logging.getLogger(__name__)
+LOSS_KEYS = ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")
 
 
 def artifact(cfg: DictConfig) -> Run:
-    kd = cfg.distill
-    settings = {k: kd[k] for k in ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")}
-    key = {"procedure": "distill", "student": model_key(cfg.student), "dataset": cfg.dataset, "train": cfg.train,
-           "distill": settings, "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed,
-           "precision": cfg.precision, **key_part(cfg.augment)}
-    if kd.data == "reconstructed":
+    key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
+           "distill": {k: cfg.distill[k] for k in LOSS_KEYS}, "seed": cfg.seed, "precision": cfg.precision,
+           "teacher": upstream("train").model_identity(cfg, cfg.teacher.path), "augment": cfg.augment}
+    if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
-    teacher_name = "file" if cfg.teacher.path else cfg.model.name
-    return locate(cfg.paths.runs, cfg.dataset.name, "distill", f"{cfg.student.name}-from-{teacher_name}", key)
+    name = f"{cfg.student.name}-from-{teacher_name(cfg, cfg.teacher.path)}"
+    return locate(cfg.paths.runs, cfg.dataset.name, "distill", name, key)
 
 
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
-    teacher, teacher_source = trained_model(cfg, data, cfg.teacher.path, "teacher")
+    teacher, teacher_source = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
     scratch = _scratch_baseline(cfg) if cfg.distill.baseline else None
     run_ = artifact(cfg)
     metrics = run_.produce(cfg, lambda: _distill(cfg, run_, data, teacher, teacher_source, scratch), "distill")
@@ -58,8 +58,8 @@ def run(cfg: DictConfig) -> dict:
 
 def _scratch_baseline(cfg: DictConfig) -> dict:
     """The student trained on hard labels with the same train settings (a train run)."""
-    upstream = derive(cfg, "train", model=dict(cfg.student))
-    run_ = ensure("train", upstream, why="the distill baseline (student from scratch)")
+    run_ = ensure("train", derive(cfg, "train", {"model": dict(cfg.student)}),
+                  why="the distill baseline (student from scratch)")
     return {"dir": str(run_.dir), **run_.metrics()}
 
 
@@ -73,17 +73,14 @@ def _reconstructed_files(cfg: DictConfig) -> list[Path]:
         if not path.is_file():
             raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there")
         return [path]
-    from procedures import optimize_dataset
-
     if cfg.distill.objective is None:
         raise ArtifactError("distill.data=reconstructed needs distill.objective=... (which reconstruction, e.g. "
                             "top_layer or all_layers) or distill.data_path=/path/to/data.npz")
-    upstream = derive(cfg, "optimize_dataset", **{"optimize.objective": cfg.distill.objective,
-                                                  "optimize.classes": None})
-    found = optimize_dataset.reconstruction_files(upstream)
+    source = derive(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective, "optimize.classes": None})
+    found = upstream("optimize_dataset").reconstruction_files(source)
     if found:
         return found
-    return [ensure("optimize_dataset", upstream, why="distill.data=reconstructed").file("data.npz")]
+    return [ensure("optimize_dataset", source, why="distill.data=reconstructed").file("data.npz")]
 
 
 def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:
@@ -101,50 +98,31 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
     return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {where}"
 
 
-def _with_teacher_logits(teacher, arrays: dict) -> dict:
-    """Add the teacher's logits ("t"), computed once in inference mode."""
-    if len(arrays["x"]) == 0:
-        return {**arrays, "t": np.zeros((0, teacher.output_shape[-1]), "float32")}
-    logits = teacher.predict(arrays["x"], batch_size=1024, verbose=0)
-    return {**arrays, "t": np.asarray(logits, dtype="float32")}
-
-
-def make_loss(student, teacher, kd: DictConfig, cached: bool, augment=None):
-    """loss_fn for src.fit: student against cached ("t" in the batch) or live teacher
-    logits; with `augment`, both see the same augmented batch (so never cached)."""
-    def loss_fn(batch: dict, training: bool) -> dict:
-        x = augment(batch["x"]) if training and augment is not None else batch["x"]
-        teacher_logits = batch["t"] if cached else teacher(x, training=False)
-        return distillation_loss(student(x, training=training), teacher_logits, batch.get("y"),
-                                 temperature=kd.temperature, ce_weight=kd.ce_weight, kd_weight=kd.kd_weight,
-                                 t2_scale=kd.t2_scale, soft_loss=kd.soft_loss)
-    return loss_fn
-
-
 def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
+    kd = cfg.distill
     train, val, source = _training_data(cfg, data)
     augment = make_augment(cfg.augment, cfg.seed)
-    cached = cfg.distill.cache_teacher and augment is None
+    cached = kd.cache_teacher and augment is None
     if cached:
-        train, val = _with_teacher_logits(teacher, train), _with_teacher_logits(teacher, val)
+        train, val = with_teacher_logits(teacher, train), with_teacher_logits(teacher, val)
     log.info("distill %s -> %s on %s (T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
-             cfg.student.name, source, cfg.distill.temperature, cfg.distill.ce_weight, cfg.distill.kd_weight,
+             cfg.student.name, source, kd.temperature, kd.ce_weight, kd.kd_weight,
              "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
     student = build_model(cfg.student, data, cfg.seed)
-    fitter = Fitter(student, make_loss(student, teacher, cfg.distill, cached, augment),
+    fitter = Fitter(student, make_loss(student, teacher, kd, cached, augment),
                     optimizer_for(cfg, len(train["x"])), jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
     seconds = time.perf_counter() - started
     atomic_write(run_.file("model.keras"), lambda tmp: student.save(tmp))
-    metrics = {**test_metrics(student, teacher, data, "test"), "teacher_source": teacher_source,
+    metrics = {**test_metrics(student, teacher, data.x_test, data.y_test, "test"), "teacher_source": teacher_source,
                "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
                "resumed_from_epoch": result.resumed_from, "train_examples": len(train["x"]),
                "student_params": int(student.count_params()), "teacher_params": int(teacher.count_params())}
     if scratch is not None:
         scratch_model = load_model(Path(scratch["dir"]), "scratch student")
-        baseline = test_metrics(scratch_model, teacher, data, "scratch_test")
+        baseline = test_metrics(scratch_model, teacher, data.x_test, data.y_test, "scratch_test")
         metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
                         "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
         metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]
@@ -155,36 +133,15 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
     return metrics
 
 
-def gap_recovered(distilled: float, scratch: float, teacher: float) -> float | None:
-    """(distilled - scratch) / (teacher - scratch): the share of the teacher's lead that
-    distillation recovered. Undefined (None) when the teacher is no better than the
-    student trained from scratch: there is no lead to recover."""
-    gap = teacher - scratch
-    return (distilled - scratch) / gap if gap > 1e-9 else None
-
-
-def test_metrics(model, teacher, data: datasets.Dataset, prefix: str) -> dict:
-    """Accuracy on the real test split (true labels, T=1) and top-1 agreement with the teacher."""
-    arrays = _with_teacher_logits(teacher, {"x": data.x_test, "y": data.y_test})
-
-    def measures(batch: dict, training: bool) -> dict:
-        logits = model(batch["x"], training=False)
-        return {"loss": accuracy(batch["y"], logits), "teacher": accuracy(batch["y"], batch["t"]),
-                "agreement": agreement(logits, batch["t"])}
-
-    out = Evaluator(measures).evaluate(arrays)
-    return {f"{prefix}_accuracy": out["loss"], "teacher_test_accuracy": out["teacher"],
-            f"{prefix}_agreement": out["agreement"]}
-
-
 def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
-    rows = [("teacher " + cfg.model.name if not cfg.teacher.path else "teacher (file)", m["teacher_test_accuracy"], 1.0)]
+    rows = [{"model": f"teacher {teacher_name(cfg, cfg.teacher.path)}", "test acc": m["teacher_test_accuracy"],
+             "agreement with teacher": 1.0}]
     if "scratch_test_accuracy" in m:
-        rows.append((f"student {cfg.student.name} from scratch", m["scratch_test_accuracy"], m["scratch_agreement"]))
-    rows.append((f"student {cfg.student.name} distilled", m["test_accuracy"], m["agreement"]))
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'model'.ljust(width)}  test acc  agreement with teacher"]
-    lines += [f"{name.ljust(width)}  {acc:8.4f}  {agree:8.4f}" for name, acc, agree in rows]
+        rows.append({"model": f"student {cfg.student.name} from scratch", "test acc": m["scratch_test_accuracy"],
+                     "agreement with teacher": m["scratch_agreement"]})
+    rows.append({"model": f"student {cfg.student.name} distilled", "test acc": m["test_accuracy"],
+                 "agreement with teacher": m["agreement"]})
+    lines = [format_table(rows).rstrip()]
     if m.get("kd_gain") is not None:
         recovered = m.get("gap_recovered")
         lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f", gap recovered {recovered:.0%}" if recovered is not None

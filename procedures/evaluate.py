@@ -13,9 +13,9 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import confusion_matrix
 
-from procedures._common import load_data, model_identity, trained_model
+from procedures._upstream import load_data, upstream
 from src import runtime
-from src.fit import Evaluator
+from src.fit import Evaluator, predict_logits
 from src.losses import classifier_loss
 from src.plots import confusion_matrix_png
 from src.runstore import Run, locate
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": cfg.dataset}
+    key = {"procedure": "evaluate", "model": upstream("train").model_identity(cfg, cfg.evaluate.path, "model"),
+           "dataset": cfg.dataset}
     name = cfg.model.name if not cfg.evaluate.path else "file"
     return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", name, key)
 
@@ -32,12 +33,12 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
-    model, source = trained_model(cfg, data, cfg.evaluate.path, "model")
+    model, source = upstream("train").trained_model(cfg, data, cfg.evaluate.path, "model")
     run_ = artifact(cfg)
     with run_.lock():
         run_.start(cfg, force=True)  # evaluation is cheap: always fresh
         test = Evaluator(classifier_loss(model)).evaluate({"x": data.x_test, "y": data.y_test})
-        logits = model.predict(data.x_test, batch_size=1024, verbose=0)
+        logits = predict_logits(model, data.x_test)
         predicted = np.argmax(logits, axis=-1)
         matrix = confusion_matrix(data.y_test, predicted, labels=np.arange(data.num_classes))
         per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)

@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src import sweep
 from src.runstore import atomic_write, finished_runs, read_json
+from src.tables import format_table
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +68,6 @@ def collect(cfg: DictConfig) -> list[dict]:
         row["run"] = str(folder)
         rows.append(row)
     return rows
-
-
-def format_table(rows: list[dict], style: str) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    if style == "csv":  # machine-readable: full precision
-        cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        writer.writerows(cells)
-        return buffer.getvalue()
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def run(cfg: DictConfig) -> dict:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.errors import ConfigError
-from src.validate import validate
+from src.schema import validate
 
 log = logging.getLogger(__name__)
 

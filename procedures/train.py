@@ -5,6 +5,9 @@
 Artifact: <runs>/<dataset>/train/<model>-<hash>/model.keras with history.csv,
 metrics.json (test accuracy of the final model, or of the best-on-validation one with
 train.early_stopping) and TensorBoard events.
+
+A teacher is a train run: `trained_model` and `model_identity` are how every other
+procedure finds the model it builds on.
 """
 from __future__ import annotations
 
@@ -13,20 +16,21 @@ import time
 
 from omegaconf import DictConfig
 
-from procedures._common import build_model, load_data, model_key, optimizer_for
+from procedures._upstream import build_model, derive, ensure, load_data, optimizer_for
 from src import runtime
-from src.augment import key_part, make_augment
+from src.artifacts import check_fits, load_model, resolve_model_file
+from src.augment import make_augment
 from src.fit import Fitter
 from src.losses import classifier_loss
-from src.runstore import Run, atomic_write, locate
+from src.runstore import Run, atomic_write, file_digest, locate
 
 log = logging.getLogger(__name__)
 
 
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
-    key = {"procedure": "train", "model": model_key(cfg.model), "dataset": cfg.dataset, "train": cfg.train,
-           "seed": cfg.seed, "precision": cfg.precision, **key_part(cfg.augment)}
+    key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
+           "seed": cfg.seed, "precision": cfg.precision, "augment": cfg.augment}
     return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
 
 
@@ -41,9 +45,14 @@ def run(cfg: DictConfig) -> dict:
 
 def _train(cfg: DictConfig, run_: Run) -> dict:
     data = load_data(cfg)
-    model = build_model(cfg.model, data, cfg.seed)
-    fitter = Fitter(model, classifier_loss(model, make_augment(cfg.augment, cfg.seed)), optimizer_for(cfg, len(data.x_train)),
-                    jit_compile=runtime.use_xla(cfg))
+    return fit_classifier(cfg, run_, build_model(cfg.model, data, cfg.seed), data)
+
+
+def fit_classifier(cfg: DictConfig, run_: Run, model, data) -> dict:
+    """Train `model` on cfg's data with cross-entropy, save it as run_'s model.keras, and
+    finish the run with its test metrics."""
+    fitter = Fitter(model, classifier_loss(model, make_augment(cfg.augment, cfg.seed)),
+                    optimizer_for(cfg, len(data.x_train)), jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,
                         batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
@@ -62,3 +71,31 @@ def _train(cfg: DictConfig, run_: Run) -> dict:
         metrics.update({f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"})
     run_.finish(metrics, ["model.keras", "history.csv"])
     return metrics
+
+
+def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
+    """The train run that makes `cfg.model`: cfg's train.*, except that a teacher trains
+    for teacher.epochs when that is set (a well-trained teacher, a short student run)."""
+    if what == "teacher" and cfg.teacher.epochs:
+        return derive(cfg, "train", {"train.epochs": cfg.teacher.epochs})
+    return derive(cfg, "train")
+
+
+def trained_model(cfg: DictConfig, data, path: str | None, what: str):
+    """A trained `cfg.model`: from `path` (run folder or .keras) when given, else the
+    store's train run for cfg (trained first if needed). Returns (model, source)."""
+    if path:
+        source = str(path)
+    else:
+        source = str(ensure("train", model_train_config(cfg, what), why=f"this {what}").dir)
+    model = load_model(source, what)
+    check_fits(model, data.input_shape, data.num_classes, data.name, what)
+    return model, source
+
+
+def model_identity(cfg: DictConfig, path: str | None, what: str = "teacher") -> str:
+    """What identifies a model in an artifact key without loading it: the content hash of
+    a user-given file, else the hash of the train run that makes it."""
+    if path:
+        return file_digest(resolve_model_file(path))
+    return artifact(model_train_config(cfg, what)).hash

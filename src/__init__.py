@@ -1,0 +1,32 @@
+"""The runner's library: a shared engine, one package per method, and the typed config.
+
+Engine (flat modules here, knowing no method):
+    fit        the one fit loop and evaluator (compiled steps, checkpoints, resume, early stopping)
+    runstore   artifact folders keyed by config hash, atomic writes, DONE markers, locks
+    runtime    devices, distribution strategy, seeds, determinism, XLA, precision
+    artifacts  loading a model file or run folder, and checking it fits the data
+    history    history.csv rows, written and read back with their types
+    augment    training-time augmentation inside the compiled step
+    losses     generic cross-entropy, accuracy, agreement, the classifier loss
+    plots      the atomic figure saver and generic figures
+    tables     the one table formatter (console, markdown, csv)
+    sweep      reading a Hydra sweep folder back
+    errors     the user-facing error types (a leaf: imports nothing of the project)
+    cli        TensorFlow-free command-line help and plugin checks
+    schema/    TensorFlow-free typed config: one module per section, with its choices and checks
+
+Methods (each __init__ is a map of its pipeline):
+    kd/        knowledge distillation (Hinton et al. 2015)          procedures/distill.py
+    datafree/  data-free distillation (Lopes et al. 2017)           procedures/compute_stats.py, optimize_dataset.py
+    hns/       Hide-and-Seek                                        procedures/hns_train.py
+    tree/      soft decision trees (Frosst & Hinton 2017)           procedures/tree_distill.py
+
+Import rules (one way only; tests/test_layers.py checks them):
+    - the engine imports no method package, no `models`, no `datasets`, no `procedures`;
+    - a method package imports the engine, `models` and `src.schema`, never another method
+      package, `datasets` or `procedures`;
+    - `src.schema` and `src.cli` import no TensorFlow or Keras, directly or through the project;
+    - `models` and `datasets` import nothing of the project but `src.errors`;
+    - procedures import each other only through `procedures._upstream` (by name);
+    - nothing imports `procedures` or `main.py` except main.py, tests and bench.
+"""

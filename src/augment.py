@@ -13,7 +13,6 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-CHOICES = ("none", "shift", "flip", "shift_flip")
 SHIFT = 0.1  # fraction of height and width
 
 
@@ -31,9 +30,3 @@ def make_augment(kind: str, seed: int) -> Callable[[tf.Tensor], tf.Tensor] | Non
     def augment(x: tf.Tensor) -> tf.Tensor:
         return tf.cast(pipeline(x, training=True), x.dtype)
     return augment
-
-
-def key_part(kind: str) -> dict:
-    """The artifact-key entry for `augment`: empty when off, so that run stores made
-    before the setting existed keep their keys."""
-    return {} if kind == "none" else {"augment": kind}

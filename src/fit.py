@@ -12,7 +12,8 @@ small models on a CPU (bench/train_throughput.py measures it against plain Keras
 
 Loss function contract: `loss_fn(batch: dict[str, Tensor], training: bool) -> dict`
 of scalar tensors with at least "loss" (the mean over the batch, the value that is
-differentiated); every other entry is a batch mean reported as a metric.
+differentiated); every other entry is a batch mean reported as a metric. An Evaluator
+takes any such function of batch means, with or without a "loss".
 Training batches are full: the incomplete last batch of an epoch is dropped (the data
 are reshuffled each epoch, so every example is seen).
 
@@ -23,8 +24,6 @@ the same step as on one device), and the metrics are averaged over replicas.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from src.errors import ConfigError, TrainingDiverged
+from src.history import read_rows, write_rows
 from src.runstore import Run, atomic_write
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,13 @@ def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
     return {name: tf.convert_to_tensor(value) for name, value in arrays.items()}
 
 
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """A model's float32 outputs on x in inference mode (dropout off), [len(x), outputs]."""
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), "float32")
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
@@ -86,10 +93,10 @@ class FitResult:
 
 
 class Evaluator:
-    """Compiled evaluation of a loss function over arrays, in large batches."""
+    """Compiled evaluation of a function of batch means over arrays, in large batches."""
 
     def __init__(self, loss_fn: LossFn, *, jit_compile: bool = False):
-        self.loss_fn = loss_fn
+        self.loss_fn = loss_fn  # (batch, training) -> dict of batch means
         self._eval_batch = tf.function(self._eval_batch_py, jit_compile=jit_compile, reduce_retracing=True)
         self.metric_names: list[str] | None = None
 
@@ -103,8 +110,6 @@ class Evaluator:
         if self.metric_names is None:
             probe = {name: value[:2] for name, value in data.items()}
             self.metric_names = sorted(self.loss_fn(probe, False))
-            if "loss" not in self.metric_names:
-                raise ValueError("loss_fn must return a dict with a 'loss' entry")
 
     def evaluate(self, arrays: dict[str, np.ndarray], batch_size: int = EVAL_BATCH) -> dict[str, float]:
         """Mean of every metric over all examples (no dropout, no example dropped)."""
@@ -135,6 +140,12 @@ class Fitter(Evaluator):
         chunk = self._train_chunk_py if self.strategy is None else self._train_chunk_distributed
         self._train_chunk = tf.function(chunk, jit_compile=jit_compile and self.strategy is None,
                                         reduce_retracing=True)
+
+    @property
+    def train_function(self):
+        """The compiled multi-step training function (a tf.function: under jit_compile its
+        XLA program is `train_function.experimental_get_compiler_ir(data, indices)()`)."""
+        return self._train_chunk
 
     @property
     def replicas(self) -> int:
@@ -191,14 +202,15 @@ class Fitter(Evaluator):
         """
         data = to_tensors(train)
         self._discover_metrics(data)
+        if "loss" not in self.metric_names:
+            raise ValueError("a Fitter's loss_fn must return a dict with a 'loss' entry (the value it differentiates)")
         n = int(next(iter(data.values())).shape[0])
         batch_size = min(batch_size, n)
         if batch_size % self.replicas:
             raise ConfigError(f"batch size {batch_size} does not split evenly over {self.replicas} replicas: "
-                              f"use a multiple of {self.replicas} (e.g. train.batch_size={batch_size - batch_size % self.replicas or self.replicas})")
-        steps = n // batch_size
-        if max_steps:
-            steps = min(steps, max_steps)
+                              f"use a multiple of {self.replicas} (e.g. train.batch_size="
+                              f"{batch_size - batch_size % self.replicas or self.replicas})")
+        steps = min(n // batch_size, max_steps) if max_steps else n // batch_size
         has_val = bool(val) and len(next(iter(val.values()))) > 0
         state = _TrainingState(self.model, self.optimizer, run)
         result = FitResult(history=state.restore(), resumed_from=state.epoch)
@@ -210,23 +222,9 @@ class Fitter(Evaluator):
             epoch = state.epoch + 1
             if verbose:
                 print(f"Epoch {epoch}/{epochs}", flush=True)
-            bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=self.metric_names)
             order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
-            indices = order.reshape(steps, batch_size).astype(np.int32)
-            totals = dict.fromkeys(self.metric_names, 0.0)
-            for start in range(0, steps, STEPS_PER_CALL):
-                chunk = indices[start:start + STEPS_PER_CALL]
-                out = self._train_chunk(data, tf.constant(chunk))
-                for name in totals:
-                    totals[name] += float(out[name])
-                done = start + len(chunk)
-                if not math.isfinite(totals["loss"]):
-                    raise TrainingDiverged(
-                        f"the loss became {totals['loss']} in epoch {epoch} (by step {done}); "
-                        f"the last good checkpoint (epoch {state.epoch}) is kept"
-                        f"{' in ' + str(run.dir) if run else ''}. Lower train.lr or check the data.")
-                bar.update(done, [(k, v / done) for k, v in totals.items()])
-            row = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}}
+            row = {"epoch": epoch, **self._run_epoch(data, order.reshape(steps, batch_size).astype(np.int32),
+                                                     verbose, f"epoch {epoch}", state.epoch, run)}
             if has_val:
                 row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 state.observe(row["val_loss"], epoch, keep_best=bool(early_stopping))
@@ -234,14 +232,7 @@ class Fitter(Evaluator):
                 row.update(on_epoch_end(epoch, row) or {})
             result.history.append(row)
             state.epoch = epoch
-            if verbose:
-                print("  " + "  ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"), flush=True)
-            if writer:
-                with writer.as_default(step=epoch):
-                    for name, value in row.items():
-                        if name != "epoch":
-                            tf.summary.scalar(name, value)
-                writer.flush()
+            _report(row, verbose, writer)
             state.save(result.history)
 
         result.epochs_run = state.epoch
@@ -249,6 +240,40 @@ class Fitter(Evaluator):
         if early_stopping and has_val:
             result.best_epoch = state.restore_best()
         return result
+
+    def _run_epoch(self, data: dict, indices: np.ndarray, verbose: int, where: str, last_good: int,
+                   run: Run | None) -> dict[str, float]:
+        """One epoch of training steps over `indices` ([steps, batch]); the mean of every metric."""
+        steps = len(indices)
+        bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=self.metric_names)
+        totals = dict.fromkeys(self.metric_names, 0.0)
+        for start in range(0, steps, STEPS_PER_CALL):
+            chunk = indices[start:start + STEPS_PER_CALL]
+            out = self._train_chunk(data, tf.constant(chunk))
+            for name in totals:
+                totals[name] += float(out[name])
+            done = start + len(chunk)
+            if not math.isfinite(totals["loss"]):
+                raise TrainingDiverged(
+                    f"the loss became {totals['loss']} in {where} (by step {done}); "
+                    f"the last good checkpoint (epoch {last_good}) is kept"
+                    f"{' in ' + str(run.dir) if run else ''}. Lower train.lr or check the data.")
+            bar.update(done, [(k, v / done) for k, v in totals.items()])
+        return {k: v / steps for k, v in totals.items()}
+
+
+def _report(row: dict, verbose: int, writer) -> None:
+    """An epoch's numbers on the console and in TensorBoard (flags and missing values are
+    only in history.csv)."""
+    numbers = {k: v for k, v in row.items()
+               if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if verbose:
+        print("  " + "  ".join(f"{k}={v:.4f}" for k, v in numbers.items()), flush=True)
+    if writer:
+        with writer.as_default(step=row["epoch"]):
+            for name, value in numbers.items():
+                tf.summary.scalar(name, value)
+        writer.flush()
 
 
 class _TrainingState:
@@ -281,7 +306,7 @@ class _TrainingState:
         if self.manager is None or self.manager.latest_checkpoint is None:
             return []
         self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
-        return read_history(self.run.file("history.csv"))[: self.epoch]
+        return read_rows(self.run.file("history.csv"))[: self.epoch]
 
     def observe(self, val_loss: float, epoch: int, keep_best: bool) -> None:
         if val_loss < float(self._best.numpy()):
@@ -312,22 +337,5 @@ class _TrainingState:
         repeats one epoch."""
         if self.run is None:
             return
-        write_history(self.run.file("history.csv"), history)
+        write_rows(self.run.file("history.csv"), history)
         self.manager.save(checkpoint_number=self.epoch)
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue()))
-
-
-def read_history(path: Path) -> list[dict]:
-    if not Path(path).exists():
-        return []
-    with open(path, newline="") as handle:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(handle)]

@@ -1,4 +1,5 @@
-"""Losses. Models output logits; softmax and temperature live here."""
+"""Generic losses and metrics of classifiers. Models output logits; softmax lives here
+(and the temperature in the method losses built on these, e.g. src/kd)."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -18,49 +19,6 @@ def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 def agreement(logits: tf.Tensor, reference_logits: tf.Tensor) -> tf.Tensor:
     """Fraction of examples on which two models' top-1 predictions agree."""
     return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(reference_logits, -1)), tf.float32))
-
-
-def soft_target_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float,
-                     kind: str = "kl") -> tf.Tensor:
-    """Mean over the batch of KL(p_T || q_T) ("kl") or of the cross-entropy H(p_T, q_T)
-    ("ce"), where p_T and q_T are the teacher's and student's softmax at temperature T.
-
-    The two differ by the teacher's entropy, a constant for the student: the same
-    gradient, but KL is 0 when the student matches the teacher exactly.
-    """
-    teacher_log_probs = tf.nn.log_softmax(teacher_logits / temperature, axis=-1)
-    student_log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
-    teacher_probs = tf.exp(teacher_log_probs)
-    cross = -tf.reduce_sum(teacher_probs * student_log_probs, axis=-1)
-    if kind == "ce":
-        return tf.reduce_mean(cross)
-    entropy = -tf.reduce_sum(teacher_probs * teacher_log_probs, axis=-1)
-    return tf.reduce_mean(cross - entropy)
-
-
-def distillation_loss(student_logits, teacher_logits, labels, *, temperature: float, ce_weight: float,
-                      kd_weight: float, t2_scale: bool = True, soft_loss: str = "kl") -> dict:
-    """Hinton et al. (2015): ce_weight * CE(labels, student at T=1)
-    + kd_weight * [T^2 if t2_scale] * soft_target_loss at T.
-
-    The soft term's gradient shrinks as 1/T^2, so T^2 keeps the two terms' balance when
-    T changes. ce_weight=0, t2_scale=false, T=8, soft_loss=ce is the data-free paper's
-    soft-only loss.
-    """
-    student_logits = tf.cast(student_logits, tf.float32)
-    teacher_logits = tf.cast(teacher_logits, tf.float32)
-    soft = soft_target_loss(student_logits, teacher_logits, temperature, soft_loss)
-    scale = temperature ** 2 if t2_scale else 1.0
-    out = {"soft_loss": soft}
-    total = kd_weight * scale * soft
-    if labels is not None:
-        hard = cross_entropy(labels, student_logits)
-        out["hard_loss"] = hard
-        out["accuracy"] = accuracy(labels, student_logits)
-        total = total + ce_weight * hard
-    out["agreement"] = agreement(student_logits, teacher_logits)
-    out["loss"] = total
-    return out
 
 
 def classifier_loss(model, augment=None):

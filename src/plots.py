@@ -1,4 +1,5 @@
-"""Figures written into run folders (matplotlib, no display needed)."""
+"""Figures written into run folders (matplotlib, no display needed): the atomic saver
+every figure goes through, and the generic ones."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,11 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 from src.runstore import atomic_write  # noqa: E402
 
 
-def save_figure(figure, path: Path) -> Path:
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format=Path(path).suffix[1:], dpi=110, bbox_inches="tight"))
+def save_figure(figure, path: Path, dpi: int | None = 110, tight: bool = True) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix) and close it.
+    dpi=None keeps the figure's own; tight=False keeps its exact canvas (no cropping)."""
+    options = {"dpi": dpi or figure.dpi, **({"bbox_inches": "tight"} if tight else {})}
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format=Path(path).suffix[1:], **options))
     plt.close(figure)
     return path
 
@@ -26,35 +30,4 @@ def confusion_matrix_png(matrix: np.ndarray, class_names, path: Path, title: str
     ConfusionMatrixDisplay(matrix, display_labels=labels).plot(
         ax=axis, colorbar=False, xticks_rotation="vertical", include_values=len(class_names) <= 20)
     axis.set_title(title)
-    return save_figure(figure, path)
-
-
-def mean_activations_png(means: dict[str, np.ndarray], class_names, path: Path, title: str) -> Path:
-    """One heat map per layer: classes (rows) x units (columns) of the mean activation."""
-    figure, axes = plt.subplots(len(means), 1, figsize=(10, 1.2 + 1.1 * len(means)), squeeze=False)
-    for axis, (name, mean) in zip(axes[:, 0], means.items()):
-        image = axis.imshow(mean, aspect="auto", interpolation="nearest", cmap="magma")
-        axis.set_title(f"{name} ({mean.shape[1]} units)", fontsize=9, loc="left")
-        axis.set_yticks(range(len(class_names)), labels=class_names if len(class_names) <= 20 else None, fontsize=6)
-        figure.colorbar(image, ax=axis, fraction=0.02)
-    figure.suptitle(title)
-    return save_figure(figure, path)
-
-
-def sample_grid_png(x: np.ndarray, y: np.ndarray, class_names, path: Path, title: str, per_class: int = 8) -> Path:
-    """Up to `per_class` inputs of every class, one row per class (values clipped to [0, 1]
-    for display only)."""
-    classes = sorted(set(int(c) for c in y))
-    figure, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95 + 0.4),
-                                squeeze=False)
-    for row, c in enumerate(classes):
-        members = x[y == c][:per_class]
-        for col in range(per_class):
-            axis = axes[row, col]
-            axis.axis("off")
-            if col < len(members):
-                image = np.clip(members[col], 0, 1)
-                axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        axes[row, 0].set_title(str(class_names[c]) if c < len(class_names) else str(c), fontsize=7, loc="left")
-    figure.suptitle(title, fontsize=9)
     return save_figure(figure, path)

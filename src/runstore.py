@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 DONE = "DONE"
+KEY_VERSION = 2  # part of every key: raised when the key format changes, so old stores are recomputed once
 log = logging.getLogger(__name__)
 
 
@@ -180,7 +181,7 @@ def is_done(folder: Path) -> bool:
 
 def locate(runs_root: str | Path, dataset: str, procedure: str, name: str, key: dict) -> Run:
     """The folder an artifact with this key lives in (created later, by Run.start)."""
-    key = to_plain(key)
+    key = {**to_plain(key), "key_version": KEY_VERSION}
     folder = Path(runs_root).expanduser().resolve() / dataset / procedure / f"{name}-{key_hash(key)}"
     return Run(dir=folder, key=key)
 

@@ -15,7 +15,7 @@ import tensorflow as tf  # noqa: E402
 
 from omegaconf import open_dict  # noqa: E402
 
-from src.validate import jit_setting  # noqa: E402
+from src.schema import jit_setting  # noqa: E402
 
 log = logging.getLogger(__name__)
 logging.getLogger("absl").setLevel(logging.WARNING)  # per-epoch "Sharding callback" chatter

@@ -35,6 +35,18 @@ def make_cfg(tmp_path):
     return make
 
 
+def stored_accuracy(cfg, model_dir) -> float:
+    """Test accuracy of model_dir's model.keras on cfg's test split, recomputed from the
+    saved file: what a procedure reports as test_accuracy must be this number."""
+    import numpy as np
+
+    from procedures._upstream import load_data
+    from src.artifacts import load_model
+    from src.fit import predict_logits
+    data = load_data(cfg)
+    return float(np.mean(np.argmax(predict_logits(load_model(model_dir), data.x_test), -1) == data.y_test))
+
+
 @pytest.fixture
 def cli(tmp_path):
     """Run `python main.py ...` in a subprocess from the repo root; returns CompletedProcess."""

@@ -1,0 +1,67 @@
+"""Hide-and-Seek figures: test images with their masks, and F, I and alpha over training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from src.plots import plt, save_figure
+
+
+def masks_png(x: np.ndarray, mask: np.ndarray, y: np.ndarray, predicted: np.ndarray, class_names, path: Path,
+              title: str, per_class: int = 4) -> Path:
+    """One row per class; for each of `per_class` test images: the image, then what the
+    seeker saw (image * mask, hidden parts black), titled with the prediction."""
+    classes = sorted(set(int(c) for c in y))
+    cols = 2 * per_class
+    figure, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.9, len(classes) * 1.0 + 0.5), squeeze=False)
+    for row, c in enumerate(classes):
+        members = np.flatnonzero(y == c)[:per_class]
+        for j in range(per_class):
+            for k in range(2):
+                axes[row, 2 * j + k].axis("off")
+            if j >= len(members):
+                continue
+            i = members[j]
+            image = np.clip(x[i], 0, 1)
+            shown = image * mask[i]
+            for k, picture in enumerate((image, shown)):
+                axis = axes[row, 2 * j + k]
+                axis.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
+            hidden = 1.0 - float(np.mean(mask[i]))
+            ok = "" if predicted[i] == c else "x"
+            axes[row, 2 * j + 1].set_title(f"{hidden:.0%} hid {ok}", fontsize=6)
+        name = str(class_names[c]) if c < len(class_names) else str(c)
+        axes[row, 0].set_title(name, fontsize=7, loc="left")
+    figure.suptitle(title, fontsize=9)
+    return save_figure(figure, path)
+
+
+# history.csv column -> curve label, in drawing order
+CURVES = {"test_fidelity": "F (fidelity)", "test_interpretability": "I (hidden, test)", "test_fii": "FII = F x I",
+          "alpha_end": "alpha (end of epoch)", "hidden": "hidden (training batches)"}
+
+
+def curve_series(history: list[dict]) -> dict[str, list[float]]:
+    """label -> per-epoch values of every curve the history has values for."""
+    series = {}
+    for key, label in CURVES.items():
+        values = [row.get(key) for row in history]
+        if any(v is not None and v == v for v in values):
+            series[label] = [np.nan if v is None else float(v) for v in values]
+    return series
+
+
+def curves_png(history: list[dict], path: Path, title: str) -> Path:
+    """Fidelity, interpretability (test, thresholded mask), FII, alpha and the hidden
+    fraction of training batches, per epoch (rows of history.csv)."""
+    epochs = [row["epoch"] for row in history]
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for label, values in curve_series(history).items():
+        axis.plot(epochs, values, marker="o", markersize=3, label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylim(-0.02, max(1.05, max((row.get("test_fidelity") or 0) for row in history) + 0.05))
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower left")
+    axis.set_title(title, fontsize=9)
+    return save_figure(figure, path)

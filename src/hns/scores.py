@@ -1,0 +1,101 @@
+"""How a Hide-and-Seek model is judged and chosen: fidelity F (accuracy relative to the
+seeker alone), interpretability I (fraction hidden), FIR and FII; the scores of the
+weights kept at every alpha; and the one-standard-error choice among them on validation."""
+from __future__ import annotations
+
+import math
+
+# A run has collapsed when it hides (almost) nothing, or (almost) everything while the
+# classifier falls towards chance (the reference code's thresholds).
+COLLAPSE_HIDDEN_LOW = 0.10
+COLLAPSE_HIDDEN_HIGH = 0.985
+COLLAPSE_ACCURACY = 0.3  # x baseline
+
+
+def figures_of_merit(accuracy: float, hidden: float, baseline: float | None) -> dict:
+    """F = accuracy / baseline, I = fraction hidden, FIR = F / (F + I), FII = F * I, and
+    whether the run collapsed. Without a baseline only I and `collapsed` by hiding are known."""
+    out = {"accuracy": accuracy, "interpretability": hidden}
+    if baseline is None or baseline <= 0:
+        out.update(fidelity=None, fir=None, fii=None, collapsed=hidden < COLLAPSE_HIDDEN_LOW)
+        return out
+    f = accuracy / baseline
+    out.update(fidelity=f, fir=f / (f + hidden) if f + hidden > 0 else math.nan, fii=f * hidden,
+               collapsed=bool(hidden < COLLAPSE_HIDDEN_LOW
+                              or (hidden > COLLAPSE_HIDDEN_HIGH and accuracy < COLLAPSE_ACCURACY * baseline)))
+    return out
+
+
+def score(evaluator, sampled, arrays: dict, baseline: float) -> dict:
+    """Figures of merit of the current weights on `arrays`: thresholded mask, and the
+    sampled mask too when `sampled` (an Evaluator of HideAndSeek.sampled_fn) is given."""
+    out = evaluator.evaluate(arrays)
+    row = figures_of_merit(out["accuracy"], out["hidden"], baseline)
+    if sampled is not None:
+        s = sampled.evaluate(arrays)
+        row.update(accuracy_sampled=s["accuracy"], hidden_sampled=s["hidden"])
+    return row
+
+
+def validation_fii(evaluator, val: dict, baseline: float) -> dict:
+    """FII of the current weights on the validation split (with the test baseline) and its
+    standard error from the binomial spread of the accuracy: what `hns.select=val_fii`
+    ranks by, so the test split never chooses the model."""
+    n = len(val["x"])
+    if not n:
+        return {"val_fii": None, "val_fii_se": None}
+    out = evaluator.evaluate(val)
+    fii = figures_of_merit(out["accuracy"], out["hidden"], baseline)["fii"]
+    spread = math.sqrt(out["accuracy"] * (1.0 - out["accuracy"]) / n)
+    return {"val_fii": fii, "val_fii_se": out["hidden"] / baseline * spread if baseline else None}
+
+
+def per_alpha(model, evaluator, sampled, test: dict, val: dict, baseline: float, final: dict,
+              on_kept=None) -> list[dict]:
+    """Test figures and validation FII of the weights kept when the schedule left each
+    alpha, then of the final weights (`final`: their test figures and alpha). on_kept(alpha)
+    runs while each kept alpha's weights are loaded (to save them); the model ends with
+    its final weights."""
+    rows = []
+    kept = model.kept_alphas()
+    if kept:
+        current = [w.numpy() for w in model.joint_weights]
+        for alpha, weights in kept:
+            model.set_joint_weights(weights)
+            rows.append({"alpha": alpha, **score(evaluator, sampled, test, baseline),
+                         **validation_fii(evaluator, val, baseline)})
+            if on_kept is not None:
+                on_kept(alpha)
+        model.set_joint_weights(current)
+    rows.append({**final, **validation_fii(evaluator, val, baseline)})
+    return rows
+
+
+def select(rows: list[dict], how: str) -> dict:
+    """The row whose weights become the run's result: the final weights (`last`), or, for
+    `val_fii`, the last row (lowest alpha, the final weights last of all) whose
+    validation FII is within one standard error of the best: the one-standard-error rule
+    (Breiman et al. 1984). Differences smaller than that are noise of the validation split,
+    and between equals the longer-trained, more hiding weights win. Without a validation
+    split: the final weights."""
+    if how == "last" or any(r["val_fii"] is None for r in rows):
+        return rows[-1]
+    best = max(rows, key=lambda r: r["val_fii"])
+    return [r for r in rows if r["val_fii"] >= best["val_fii"] - (best["val_fii_se"] or 0.0)][-1]
+
+
+def chosen_figures(chosen: dict, rows: list[dict]) -> dict:
+    """The run's headline figures: those of the weights `select` chose."""
+    return {"test_accuracy": chosen["accuracy"], "fidelity": chosen["fidelity"],
+            "interpretability": chosen["interpretability"], "fir": chosen["fir"], "fii": chosen["fii"],
+            "collapsed": chosen["collapsed"], "test_accuracy_sampled": chosen.get("accuracy_sampled"),
+            "interpretability_sampled": chosen.get("hidden_sampled"),
+            "selected": "final" if chosen is rows[-1] else f"alpha {chosen['alpha']:.2f}"}
+
+
+def best_fii(history: list[dict], rows: list[dict]) -> dict:
+    """The highest test FII over every epoch and kept alpha, and where it was reached."""
+    candidates = [(r["test_fii"], f"epoch {r['epoch']}") for r in history]
+    candidates += [(r["fii"], f"alpha {r['alpha']:.2f}") for r in rows]
+    fii, where = max(candidates, key=lambda c: c[0] if c[0] is not None else -1)
+    return {"best_fii": fii, "best_fii_at": where}

@@ -1,0 +1,85 @@
+"""The typed configuration, registered in Hydra's ConfigStore, and its checks.
+
+`conf/config.yaml` extends `base_config`, so every YAML file and command-line override
+is merged onto these dataclasses: an unknown key or a value of the wrong type fails at
+compose time with Hydra's own message, before any TensorFlow is imported. `validate`
+then runs each section's check() for what a type cannot express (epochs=0, ...).
+
+One module per section, each holding its dataclasses, the lists of allowed choices
+(imported from here by the code that implements them) and its check():
+
+    core      procedure, model, dataset, train, suite, evaluate, report, paths
+    kd        teacher, distill
+    datafree  stats, optimize
+    hns       hns
+    tree      tree
+
+The schema is flat over all procedures: every run's config carries every section, even
+those its procedure ignores, so that an upstream config can be derived from any config
+by changing a few keys (procedures/_upstream.derive).
+
+This package must stay free of TensorFlow: `main.py --help` imports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from src.schema import core, datafree, hns, kd, tree
+from src.schema.core import (DatasetConfig, EvaluateConfig, ModelConfig, PathsConfig, ProcedureConfig,
+                             ReportConfig, SuiteConfig, TrainConfig, jit_setting)
+from src.schema.datafree import OptimizeConfig, StatsConfig
+from src.schema.hns import HnsConfig
+from src.schema.kd import DistillConfig, TeacherConfig
+from src.schema.tree import TreeConfig
+
+__all__ = ["Config", "jit_setting", "register", "validate"]
+
+
+@dataclass
+class Config:
+    procedure: ProcedureConfig = field(default_factory=ProcedureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    student: ModelConfig = field(default_factory=lambda: ModelConfig(name="lenet_half"))
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    hns: HnsConfig = field(default_factory=HnsConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    force: bool = False
+    auto_prereqs: bool = True
+    deterministic: bool = False
+    jit_compile: str = "auto"  # auto (XLA on GPU only) | true | false
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    augment: str = "none"  # none | shift | flip | shift_flip: train and distill steps (teacher run live)
+    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG or Slurm)
+    logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
+    optimized_metric: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+def validate(cfg) -> None:
+    """Raise ConfigError naming the first setting that cannot work, section by section."""
+    for section in (core, kd, datafree, hns, tree):
+        section.check(cfg)
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore, and every `conf/model` option into the
+    `student` group too, so a model is configured once and usable in both roles (idempotent)."""
+    from pathlib import Path
+
+    from hydra.core.config_store import ConfigStore  # here, so --help can read the schema without Hydra
+    from omegaconf import OmegaConf
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for option in sorted((Path(__file__).resolve().parents[2] / "conf" / "model").glob("*.yaml")):
+        store.store(group="student", name=option.stem, node=OmegaConf.load(option))

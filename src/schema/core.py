@@ -1,0 +1,137 @@
+"""The sections every procedure shares: procedure, model, dataset, train, paths, and the
+process-wide switches; their choice lists and range checks.
+
+`require` and `require_choice` are the one way a section's check() refuses a setting:
+a ConfigError whose message names the key, the problem and a value that works.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from src.errors import ConfigError
+
+JIT_CHOICES = ("auto", "true", "false")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+AUGMENT = ("none", "shift", "flip", "shift_flip")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LR_SCHEDULES = ("cosine", "constant")
+MODEL_INITS = ("default", "paper")
+REPORT_FORMATS = ("markdown", "csv")
+DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
+
+
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def require_choice(value, choices: tuple[str, ...], key: str) -> None:
+    require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def jit_setting(cfg) -> str:
+    """jit_compile as auto/true/false, whether it came as a string or a YAML boolean."""
+    return str(cfg.jit_compile).lower()
+
+
+@dataclass
+class ProcedureConfig:
+    name: str = "train"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet"
+    init: str = "default"  # default (Keras) | paper (the reference code's initialisation)
+    dropout: Optional[float] = None  # hinton MLPs: hidden-layer dropout rate; null = the architecture's own
+    input_dropout: Optional[float] = None  # hinton MLPs: dropout on the input pixels; null = the architecture's own
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "mnist_sample"
+    path: Optional[str] = None  # a file or folder to load instead of the default source
+    split_seed: int = 0  # fixed across run seeds so every run shares one test split
+    train_limit: Optional[int] = None
+    test_limit: Optional[int] = None
+    num_samples: int = 2000  # synthetic only
+    image_shape: list[int] = field(default_factory=lambda: [28, 28, 1])  # synthetic only
+    num_classes: int = 10  # synthetic only
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
+    lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant
+    val_split: float = 0.1
+    early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
+    max_steps: Optional[int] = None  # stop each epoch after this many steps (smoke runs)
+
+
+@dataclass
+class SuiteRow:
+    label: str = ""
+    overrides: list[str] = field(default_factory=list)  # command-line overrides of this row's run
+    metric: str = "test_accuracy"
+
+
+@dataclass
+class SuiteConfig:
+    title: str = ""
+    reference: Optional[str] = None  # label of the row the others are divided by ("fraction of teacher")
+    rows: list[SuiteRow] = field(default_factory=list)
+
+
+@dataclass
+class EvaluateConfig:
+    path: Optional[str] = None  # a run folder or .keras file; else model from the store
+
+
+@dataclass
+class ReportConfig:
+    procedure: Optional[str] = None
+    dataset: Optional[str] = None
+    model: Optional[str] = None
+    format: str = "markdown"  # markdown | csv
+    output: Optional[str] = None  # also write the table to this file
+    sweep: Optional[str] = None  # a multirun folder: one row per job of that sweep instead of the store
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "runs"
+
+
+def check(cfg) -> None:
+    """Raise ConfigError naming the first shared setting that cannot work."""
+    t = cfg.train
+    require(t.epochs >= 1, f"train.epochs={t.epochs}: needs at least 1 epoch (e.g. train.epochs=10)")
+    require(t.batch_size >= 1, f"train.batch_size={t.batch_size}: must be a positive number (e.g. train.batch_size=128)")
+    require(t.lr > 0, f"train.lr={t.lr}: the learning rate must be > 0 (e.g. train.lr=0.001)")
+    require(0.0 <= t.val_split < 1.0,
+            f"train.val_split={t.val_split}: must be in [0, 1) (a fraction of the training split, e.g. 0.1)")
+    require(t.early_stopping >= 0, f"train.early_stopping={t.early_stopping}: patience in epochs, 0 = off")
+    require(not (t.early_stopping and t.val_split == 0),
+            "train.early_stopping needs a validation split: set train.val_split (e.g. 0.1) or train.early_stopping=0")
+    require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
+    require_choice(t.optimizer, OPTIMIZERS, "train.optimizer")
+    require_choice(t.lr_schedule, LR_SCHEDULES, "train.lr_schedule")
+    require_choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
+    require_choice(cfg.precision, PRECISIONS, "precision")
+    require_choice(cfg.distribute, DISTRIBUTE, "distribute")
+    require_choice(cfg.augment, AUGMENT, "augment")
+    require(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
+    for group in ("model", "student"):
+        require_choice(cfg[group].init, MODEL_INITS, f"{group}.init")
+        for key in DROPOUT_KEYS:
+            rate = cfg[group][key]
+            require(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
+    for key in ("train_limit", "test_limit"):
+        value = cfg.dataset[key]
+        require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
+    require_choice(cfg.report.format, REPORT_FORMATS, "report.format")

@@ -1,0 +1,56 @@
+"""Typed `stats.*` (compute_stats) and `optimize.*` (optimize_dataset) settings of
+data-free distillation (src/datafree), their choice lists and checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from src.schema.core import require, require_choice
+
+LAYERWISE_OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout")
+SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": "layer_pairs"}  # objective -> graph
+OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS)
+SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
+
+
+@dataclass
+class StatsConfig:
+    layers: Optional[list[str]] = None  # null = every hidden pre-activation plus the logits
+    temperature: float = 8.0  # the logits are divided by it before their statistics
+    max_cov_dim: int = 2048  # full covariance up to this many units, diagonal above
+    batch_size: int = 1024
+    spectral: Optional[str] = None  # null | all_layers | layer_pairs: graph-Fourier stats (set by optimize_dataset)
+    spectral_keep: float = 0.1  # fraction of graph Fourier coefficients kept per class
+
+
+@dataclass
+class OptimizeConfig:
+    objective: str = "top_layer"  # top_layer | all_layers | all_layers_dropout | spectral_all_layers | spectral_layer_pairs
+    per_class: int = 6400
+    batch_size: int = 64  # each batch keeps its own targets (and dropout masks)
+    steps: int = 1000
+    lr: Optional[float] = None  # null = per model: 0.07 fully connected, 0.09 convolutional
+    init: list[float] = field(default_factory=lambda: [0.15, 0.1])  # normal(mean, std) start
+    clip: bool = False  # clip inputs to [0, 1] after every step
+    classes: Optional[list[int]] = None  # a shard: only these classes
+    chunk_examples: int = 8192  # examples optimised together in one compiled call
+    jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
+
+
+def check(cfg) -> None:
+    """Raise ConfigError naming the first stats.* or optimize.* setting that cannot work."""
+    st = cfg.stats
+    require(st.temperature > 0, f"stats.temperature={st.temperature}: must be > 0 (the paper uses 8)")
+    require(st.max_cov_dim >= 1 and st.batch_size >= 1, "stats.max_cov_dim and stats.batch_size must be >= 1")
+    require(st.spectral is None or st.spectral in SPECTRAL_MODES,
+            f"stats.spectral={st.spectral}: null, {' or '.join(SPECTRAL_MODES)}")
+    require(0 < st.spectral_keep <= 1,
+            f"stats.spectral_keep={st.spectral_keep}: a fraction in (0, 1] (the paper keeps 0.1)")
+    op = cfg.optimize
+    require_choice(op.objective, OBJECTIVES, "optimize.objective")
+    require(op.per_class >= 1 and op.batch_size >= 1 and op.steps >= 1,
+            "optimize.per_class, optimize.batch_size and optimize.steps must be >= 1")
+    require(op.lr is None or op.lr > 0, f"optimize.lr={op.lr}: must be > 0 or null (per model)")
+    require(len(op.init) == 2 and op.init[1] >= 0, f"optimize.init={list(op.init)}: give [mean, std] with std >= 0")
+    require(op.chunk_examples >= op.batch_size, "optimize.chunk_examples must be at least optimize.batch_size")
+    require(op.jitter > 0, "optimize.jitter must be > 0")

@@ -1,0 +1,46 @@
+"""Typed `teacher.*` and `distill.*` settings (knowledge distillation, src/kd) and their checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from src.schema.core import require, require_choice
+from src.schema.datafree import OBJECTIVES
+
+SOFT_LOSSES = ("kl", "ce")
+DISTILL_DATA = ("dataset", "reconstructed")
+
+
+@dataclass
+class TeacherConfig:
+    path: Optional[str] = None  # a run folder or any .keras file; else the run store
+    epochs: Optional[int] = None  # train the teacher this long (null = train.epochs, like the student)
+
+
+@dataclass
+class DistillConfig:
+    temperature: float = 4.0
+    ce_weight: float = 0.1  # hard-label cross-entropy at T=1
+    kd_weight: float = 0.9  # soft-target term at T
+    t2_scale: bool = True  # multiply the soft term by T^2 (Hinton et al. 2015)
+    soft_loss: str = "kl"  # kl | ce
+    data: str = "dataset"  # dataset | reconstructed
+    objective: Optional[str] = None  # which reconstruction, with data=reconstructed
+    data_path: Optional[str] = None  # a data.npz (or its run folder) to distill on instead
+    cache_teacher: bool = True
+    baseline: bool = True  # also train the student from scratch for kd_gain
+
+
+def check(cfg) -> None:
+    """Raise ConfigError naming the first teacher.* or distill.* setting that cannot work."""
+    require(cfg.teacher.epochs is None or cfg.teacher.epochs >= 1,
+            f"teacher.epochs={cfg.teacher.epochs}: at least 1, or null to train the teacher for train.epochs")
+    kd = cfg.distill
+    require(kd.temperature > 0, f"distill.temperature={kd.temperature}: must be > 0 (Hinton et al. use 1..20; try 4)")
+    require(kd.ce_weight >= 0 and kd.kd_weight >= 0, "distill.ce_weight and distill.kd_weight must be >= 0")
+    require(kd.ce_weight + kd.kd_weight > 0, "distill.ce_weight and distill.kd_weight are both 0: the student would "
+                                             "learn nothing (set distill.kd_weight=1)")
+    require_choice(kd.soft_loss, SOFT_LOSSES, "distill.soft_loss")
+    require_choice(kd.data, DISTILL_DATA, "distill.data")
+    if kd.data == "reconstructed" and kd.objective is not None:
+        require_choice(kd.objective, OBJECTIVES, "distill.objective")

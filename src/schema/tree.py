@@ -1,0 +1,75 @@
+"""Typed `tree.*` settings of the tree_distill procedure (soft decision tree), and their range checks.
+
+TensorFlow-free. Training settings left at null fall back to `train.*` (which also trains the teacher); `tree.epochs` has its own
+default (60: the distilled tree needs the longer schedule, measured) and `debug=smoke`
+sets it to 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from src.schema.core import require
+
+BETA_MODES = ("per_node", "shared", "fixed")
+PREDICT = ("max_path", "mixture")
+LABELS = ("hard", "soft", "mixed")
+MAX_DEPTH = 30  # 2^30 leaves: beyond any memory; the procedure also checks the real size
+
+
+@dataclass
+class ExplainConfig:
+    index: Optional[int] = 0  # test image whose decision path is drawn; null = none
+    correlation: bool = True  # also draw input x filter along the path
+
+
+@dataclass
+class TreeConfig:
+    depth: int = 4  # levels of inner nodes: 2^depth - 1 inner nodes, 2^depth leaves
+    beta: float = 1.0  # inverse temperature of the inner nodes: start value (learned) or the value (fixed)
+    beta_mode: str = "per_node"  # per_node | shared (both learned) | fixed
+    predict: str = "max_path"  # max_path (the leaf with the largest path probability) | mixture
+    penalty_strength: float = 0.1  # lambda of the balancing penalty
+    penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
+    penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
+    labels: str = "soft"  # hard | soft (teacher at tree.temperature) | mixed (measured: docs/tree_distill.md)
+    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (measured: docs/tree_distill.md)
+    soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
+    baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
+    sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
+    epochs: Optional[int] = 60  # null = train.epochs; hard labels peak early, soft targets keep improving
+    batch_size: Optional[int] = None  # null = train.batch_size
+    lr: Optional[float] = 0.01  # null = train.lr; the tree learns best at 10x a network's rate (measured)
+    early_stopping: Optional[int] = None  # null = train.early_stopping
+    gif: bool = True  # draw the tree after every epoch and assemble learning.gif
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+
+
+def check(cfg) -> None:
+    """Raise ConfigError naming the first tree.* setting that cannot work."""
+    t = cfg.tree
+    require(t.depth >= 1, f"tree.depth={t.depth}: a tree needs at least one level of inner nodes (e.g. tree.depth=4)")
+    require(t.depth <= MAX_DEPTH, f"tree.depth={t.depth}: 2^{t.depth} leaves cannot fit in any memory "
+                                f"(use tree.depth<=12; the paper uses 8)")
+    require(t.beta > 0, f"tree.beta={t.beta}: the inverse temperature must be > 0 (e.g. tree.beta=1)")
+    require(t.beta_mode in BETA_MODES, f"tree.beta_mode={t.beta_mode!r} is not one of {', '.join(BETA_MODES)}")
+    require(t.predict in PREDICT, f"tree.predict={t.predict!r} is not one of {', '.join(PREDICT)}")
+    require(t.labels in LABELS, f"tree.labels={t.labels!r} is not one of {', '.join(LABELS)}")
+    require(t.penalty_strength >= 0, f"tree.penalty_strength={t.penalty_strength}: must be >= 0 (0 = no penalty)")
+    require(0 < t.penalty_decay <= 1, f"tree.penalty_decay={t.penalty_decay}: must be in (0, 1] (the paper: 0.5)")
+    require(t.penalty_window >= 1, f"tree.penalty_window={t.penalty_window}: a window of at least 1 batch "
+                                 f"(1 = the root uses only the current batch)")
+    require(t.temperature > 0, f"tree.temperature={t.temperature}: must be > 0 (e.g. tree.temperature=2)")
+    require(0 <= t.soft_weight <= 1, f"tree.soft_weight={t.soft_weight}: a weight in [0, 1]")
+    require(t.epochs is None or t.epochs >= 1, f"tree.epochs={t.epochs}: at least 1, or null for train.epochs")
+    require(t.batch_size is None or t.batch_size >= 1,
+          f"tree.batch_size={t.batch_size}: at least 1, or null for train.batch_size")
+    require(t.lr is None or t.lr > 0, f"tree.lr={t.lr}: must be > 0, or null for train.lr")
+    require(t.early_stopping is None or t.early_stopping >= 0,
+          f"tree.early_stopping={t.early_stopping}: patience in epochs (0 = off), or null for train.early_stopping")
+    patience = cfg.train.early_stopping if t.early_stopping is None else t.early_stopping
+    require(not (patience and cfg.train.val_split == 0),
+          "tree early stopping needs a validation split: set train.val_split (e.g. 0.1) or tree.early_stopping=0")
+    index = t.explain.index
+    require(index is None or index >= 0,
+          f"tree.explain.index={index}: the position of a test image, >= 0 (or null for no decision-path picture)")

@@ -1,0 +1,45 @@
+"""The one table formatter: every summary a procedure prints and every report table.
+
+Rows are dicts; the columns are their keys in first-seen order. Styles: "text" (aligned
+columns for the console), "markdown", and "csv" (full precision, machine-readable).
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+STYLES = ("text", "markdown", "csv")
+
+
+def format_table(rows: list[dict], style: str = "text", digits: int = 4) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    if style == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows([["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows])
+        return buffer.getvalue()
+    cells = [[cell(row.get(c), digits) for c in columns] for row in rows]
+    if style == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+    if style != "text":
+        raise ValueError(f"unknown table style {style!r}; styles: {', '.join(STYLES)}")
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+    return "\n".join([line(columns)] + [line(row) for row in cells]) + "\n"
+
+
+def cell(value, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

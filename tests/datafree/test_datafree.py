@@ -1,0 +1,152 @@
+"""compute_stats and optimize_dataset in-process on tiny configs, and distilling from
+their output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import stored_accuracy
+import tensorflow as tf
+
+from procedures import compute_stats, distill, optimize_dataset, train
+from procedures._upstream import load_data
+from src.datafree.taps import ActivationTap
+from src.artifacts import load_model
+from src.errors import ArtifactError, ConfigError
+
+FAST = ["optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20"]
+
+
+def test_stats_match_numpy_on_the_same_activations(make_cfg):
+    cfg = make_cfg("procedure=compute_stats", "model=hinton800", "stats.max_cov_dim=100", *FAST)
+    metrics = compute_stats.run(cfg)
+    run = compute_stats.artifact(cfg)
+    assert (run.dir / "mean_activations.png").stat().st_size > 1000
+    stats = np.load(run.file("stats.npz"))
+    assert list(stats["layers"]) == ["fc1", "fc2", "logits"] and float(stats["temperature"]) == 8.0
+    assert metrics["full_covariance"] == ["logits"]  # 800 units > max_cov_dim: diagonal
+    data = load_data(cfg)
+    teacher = load_model(train.artifact(cfg).dir)
+    tap = ActivationTap(teacher, ["fc1", "logits"], temperature=8.0)
+    fc1, logits = [a.numpy().astype(np.float64) for a in tap(tf.constant(data.x_train))]
+    for c in (0, 3):
+        members = data.y_train == c
+        assert stats["count"][c] == members.sum()
+        np.testing.assert_allclose(stats["mean/fc1"][c], fc1[members].mean(0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(stats["std/fc1"][c], fc1[members].std(0, ddof=1), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(stats["cov/logits"][c], np.cov(logits[members].T), rtol=1e-3, atol=1e-5)
+    assert "cov/fc1" not in stats.files
+
+
+def test_unknown_layer_lists_the_teachers_layers(make_cfg):
+    with pytest.raises(ArtifactError, match="no layer 'fc9'.*fc1_relu"):
+        compute_stats.run(make_cfg("procedure=compute_stats", "model=hinton800", "stats.layers=[fc1,fc9]", *FAST))
+
+
+def test_stats_of_another_teacher_are_never_reused(make_cfg):
+    a = compute_stats.artifact(make_cfg("procedure=compute_stats", "model=lenet", *FAST))
+    b = compute_stats.artifact(make_cfg("procedure=compute_stats", "model=lenet_half", *FAST))
+    c = compute_stats.artifact(make_cfg("procedure=compute_stats", "model=lenet", "dataset.num_samples=600", *FAST))
+    assert len({a.dir, b.dir, c.dir}) == 3
+    d = optimize_dataset.artifact(make_cfg("procedure=optimize_dataset", "model=lenet", *FAST))
+    e = optimize_dataset.artifact(make_cfg("procedure=optimize_dataset", "model=lenet_half", *FAST))
+    assert d.key["stats"] == a.hash and e.key["stats"] == b.hash
+
+
+@pytest.mark.parametrize("objective", ["top_layer", "all_layers"])
+def test_optimize_dataset_makes_labelled_inputs(make_cfg, objective):
+    cfg = make_cfg("procedure=optimize_dataset", "model=lenet", f"optimize.objective={objective}", *FAST)
+    metrics = optimize_dataset.run(cfg)
+    run = optimize_dataset.artifact(cfg)
+    data = np.load(run.file("data.npz"))
+    assert data["x"].shape == (160, 28, 28, 1) and np.bincount(data["y"]).tolist() == [16] * 10
+    assert (run.dir / "samples.png").stat().st_size > 1000
+    assert metrics["examples"] == 160 and metrics["lr"] == pytest.approx(0.09)  # LeNet's paper rate
+    teacher = load_model(train.artifact(cfg).dir)
+    agreement = np.mean(np.argmax(teacher.predict(data["x"], verbose=0), -1) == data["y"])
+    assert metrics["final_loss"] < 10 and metrics["teacher_agreement"] == pytest.approx(agreement)
+
+
+def test_optimization_reduces_the_loss(make_cfg):
+    short = optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST,
+                                          "optimize.steps=1"))
+    long = optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST,
+                                         "optimize.steps=60"))
+    assert long["final_loss"] < 0.5 * short["final_loss"]
+    assert long["lr"] == pytest.approx(0.07)  # fully connected
+
+
+def test_chunking_does_not_change_the_result(make_cfg):
+    one = make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST, "optimize.chunk_examples=160")
+    optimize_dataset.run(one)
+    many = make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST, "optimize.chunk_examples=16",
+                    "force=true")
+    assert optimize_dataset.artifact(many).dir == optimize_dataset.artifact(one).dir  # same artifact
+    first = np.load(optimize_dataset.artifact(one).file("data.npz"))["x"].copy()
+    optimize_dataset.run(many)
+    np.testing.assert_allclose(np.load(optimize_dataset.artifact(many).file("data.npz"))["x"], first, atol=1e-3)
+
+
+def test_dropout_objective_needs_dropout_and_runs_with_it(make_cfg):
+    with pytest.raises(ArtifactError, match="no Dropout layers"):
+        optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800",
+                                      "optimize.objective=all_layers_dropout", *FAST))
+    metrics = optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton1200",
+                                            "optimize.objective=all_layers_dropout", *FAST))
+    assert metrics["examples"] == 160
+
+
+def test_shards_cover_the_classes_and_distill_merges_them(make_cfg):
+    for classes in ("[0,1,2,3,4]", "[5,6,7,8,9]"):
+        optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST,
+                                      f"optimize.classes={classes}"))
+    full = optimize_dataset.artifact(make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST))
+    assert not full.is_done()
+    cfg = make_cfg("procedure=distill", "model=hinton800", "student=hinton800", "distill.data=reconstructed",
+                   "distill.objective=top_layer", "distill.baseline=false", "distill.ce_weight=0", *FAST)
+    metrics = distill.run(cfg)
+    assert metrics["train_examples"] == 144  # 160 merged, 10% held out
+    assert not full.is_done()  # the shards were used, nothing was recomputed
+
+
+def test_bad_classes_are_refused(make_cfg):
+    with pytest.raises(ConfigError, match="do not exist"):
+        optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800", "optimize.classes=[3,12]",
+                                      *FAST))
+
+
+def test_distill_from_the_store_reconstruction(make_cfg):
+    cfg = make_cfg("procedure=distill", "model=lenet", "distill.data=reconstructed", "distill.objective=top_layer",
+                   "distill.baseline=false", *FAST)
+    metrics = distill.run(cfg)  # trains the teacher, computes stats, reconstructs, distills
+    assert optimize_dataset.artifact(make_cfg("procedure=optimize_dataset", "model=lenet", *FAST)).is_done()
+    assert metrics["train_examples"] == 144
+    assert metrics["test_accuracy"] == pytest.approx(stored_accuracy(cfg, distill.artifact(cfg).dir))
+
+
+@pytest.mark.parametrize("objective,graphs", [("spectral_all_layers", 1), ("spectral_layer_pairs", 2)])
+def test_spectral_objectives_run_end_to_end(make_cfg, objective, graphs):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", f"optimize.objective={objective}", *FAST,
+                   "optimize.steps=40")
+    metrics = optimize_dataset.run(cfg)
+    stats_run = compute_stats.artifact(optimize_dataset.stats_config(cfg))
+    stats = np.load(stats_run.file("stats.npz"))
+    assert len(stats["spectral/graphs"]) == graphs
+    assert metrics["examples"] == 160 and np.isfinite(metrics["final_loss"])
+    short = optimize_dataset.run(make_cfg("procedure=optimize_dataset", "model=hinton800",
+                                          f"optimize.objective={objective}", *FAST, "optimize.steps=1"))
+    assert metrics["final_loss"] < short["final_loss"]
+
+
+def test_layerwise_objectives_do_not_pay_for_spectral_stats(make_cfg):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", *FAST)
+    assert optimize_dataset.stats_config(cfg).stats.spectral is None
+    spectral = make_cfg("procedure=optimize_dataset", "model=hinton800", "optimize.objective=spectral_layer_pairs")
+    assert optimize_dataset.stats_config(spectral).stats.spectral == "layer_pairs"
+
+
+def test_spectral_objective_on_stats_without_spectral_part(make_cfg, monkeypatch):
+    cfg = make_cfg("procedure=optimize_dataset", "model=hinton800", "optimize.objective=spectral_all_layers", *FAST)
+    monkeypatch.setattr(optimize_dataset, "SPECTRAL_GRAPHS", {"spectral_all_layers": None})
+    with pytest.raises(ArtifactError, match="needs spectral statistics.*stats.spectral"):
+        optimize_dataset.run(cfg)

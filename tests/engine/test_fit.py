@@ -1,0 +1,137 @@
+"""The shared fit loop: learns, resumes from checkpoints, stops on NaN, stops early."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from src.errors import TrainingDiverged
+from src.fit import Fitter, make_optimizer, steps_per_epoch
+from src.history import read_rows
+from src.losses import classifier_loss
+from src.runstore import locate
+
+
+def _data(n=512, seed=0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(99).random((4, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 4, n)
+    x = np.clip(prototypes[y] + noise * rng.standard_normal((n, 8, 8, 1)), 0, 1).astype("float32")
+    return {"x": x, "y": y.astype("int64")}
+
+
+def _fitter(lr=1e-2, seed=0, schedule="constant", total_steps=0):
+    keras.utils.set_random_seed(seed)
+    model = models.build("hinton800", (8, 8, 1), 4)
+    return Fitter(model, classifier_loss(model), make_optimizer("adam", lr, schedule, total_steps))
+
+
+def test_fit_learns_and_reports_history():
+    fitter = _fitter()
+    result = fitter.fit(_data(), epochs=3, batch_size=64, seed=0, val=_data(128, seed=1), verbose=0)
+    assert result.epochs_run == 3 and len(result.history) == 3
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert fitter.evaluate(_data(256, seed=2))["accuracy"] > 0.9
+
+
+def test_drops_only_the_incomplete_last_batch():
+    calls = []
+    fitter = _fitter()
+    base = fitter.loss_fn
+
+    def counting(batch, training):
+        if training:
+            tf.py_function(lambda: calls.append(1), [], [])
+        return base(batch, training)
+
+    fitter.loss_fn = counting
+    fitter.fit(_data(300), epochs=1, batch_size=64, seed=0, verbose=0)
+    assert len(calls) == 300 // 64
+
+
+def test_evaluate_covers_every_example():
+    fitter = _fitter()
+    data = _data(1030)
+    full = fitter.evaluate(data, batch_size=1024)
+    small = fitter.evaluate(data, batch_size=7)
+    assert full["loss"] == pytest.approx(small["loss"], rel=1e-5)
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path):
+    run = locate(tmp_path, "d", "train", "m", {"seed": 0})
+    run.start({"seed": 0})
+    first = _fitter().fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0)
+    assert first.epochs_run == 2 and (run.dir / "ckpt" / "checkpoint").exists()
+    resumed = _fitter(seed=5).fit(_data(), epochs=4, batch_size=64, seed=0, run=run, verbose=0)
+    assert resumed.resumed_from == 2 and resumed.epochs_run == 4
+    assert [row["epoch"] for row in read_rows(run.file("history.csv"))] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resumed_run_matches_uninterrupted_run(tmp_path, schedule):
+    """Same seed: 2 epochs + resume to 4 gives the weights of 4 straight epochs (the
+    cosine schedule continues from the restored step count)."""
+    total = 4 * (512 // 64)
+    straight = _fitter(schedule=schedule, total_steps=total)
+    straight.fit(_data(), epochs=4, batch_size=64, seed=0, verbose=0)
+    run = locate(tmp_path, "d", "train", "m", {"seed": 0})
+    run.start({"seed": 0})
+    _fitter(schedule=schedule, total_steps=total).fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0)
+    resumed = _fitter(seed=7, schedule=schedule, total_steps=total)
+    resumed.fit(_data(), epochs=4, batch_size=64, seed=0, run=run, verbose=0)
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
+    run = locate(tmp_path, "d", "train", "m", {"seed": 0})
+    run.start({"seed": 0})
+    fitter = _fitter()
+    fitter.fit(_data(), epochs=1, batch_size=64, seed=0, run=run, verbose=0)
+    base = fitter.loss_fn
+    fitter.loss_fn = lambda batch, training: {**base(batch, training), "loss": base(batch, training)["loss"] * np.nan}
+    fitter._train_chunk = tf.function(fitter._train_chunk_py)  # retrace with the poisoned loss
+    with pytest.raises(TrainingDiverged, match="epoch 2.*last good checkpoint \\(epoch 1\\)"):
+        fitter.fit(_data(), epochs=3, batch_size=64, seed=0, run=run, verbose=0)
+    assert [row["epoch"] for row in read_rows(run.file("history.csv"))] == [1]
+
+
+def test_early_stopping_stops_and_restores_best(tmp_path):
+    train = _data(256)
+    noisy_val = {"x": _data(128, seed=3)["x"], "y": np.random.default_rng(0).integers(0, 4, 128)}
+    fitter = _fitter(lr=3e-2)
+    result = fitter.fit(train, epochs=40, batch_size=32, seed=0, val=noisy_val, early_stopping=2, verbose=0)
+    assert result.stopped_early and result.epochs_run < 40
+    best = min(result.history, key=lambda row: row["val_loss"])
+    assert result.best_epoch == best["epoch"]
+    assert fitter.evaluate(noisy_val)["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run():
+    optimizer = make_optimizer("adam", 0.01, "cosine", 100)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(50)) == pytest.approx(0.005, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    assert float(steps_per_epoch(300, 64)) == 4 and steps_per_epoch(300, 64, max_steps=2) == 2
+
+
+def test_on_epoch_end_runs_after_each_new_epoch_and_joins_history(tmp_path):
+    """A procedure's per-epoch hook (pictures, test-split scores): called once per epoch
+    with that epoch's row, its dict lands in history.csv, resumed epochs are not replayed."""
+    run = locate(tmp_path, "d", "train", "m", {"seed": 0})
+    run.start({"seed": 0})
+    seen = []
+
+    def hook(epoch, row):
+        seen.append((epoch, round(row["loss"], 6)))
+        return {"extra": 10.0 * epoch}
+
+    first = _fitter().fit(_data(), epochs=2, batch_size=64, seed=0, run=run, verbose=0, on_epoch_end=hook)
+    assert [e for e, _ in seen] == [1, 2] and [r["extra"] for r in first.history] == [10.0, 20.0]
+    assert all(loss == round(r["loss"], 6) for (_, loss), r in zip(seen, first.history))
+    _fitter().fit(_data(), epochs=3, batch_size=64, seed=0, run=run, verbose=0, on_epoch_end=hook)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert [row["extra"] for row in read_rows(run.file("history.csv"))] == [10.0, 20.0, 30.0]

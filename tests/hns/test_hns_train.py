@@ -1,0 +1,145 @@
+"""hns_train end to end on tiny configs: in-process stages and joint run, one CLI run,
+and the bad inputs that must fail (or warn) in one line."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from procedures import hns_train
+from src.hns.scores import select, validation_fii
+from src.errors import ArtifactError, ConfigError
+from src.schema import validate
+
+FAST = ["procedure=hns_train", "train.epochs=2", "dataset.num_samples=256"]
+
+
+def test_stages_and_joint_run_in_process(make_cfg, capsys):
+    cfg = make_cfg(*FAST, "hns.estimator=reinforce", "hns.init=pretrained_both", "hns.patience=2", "train.batch_size=16",
+                   "hns.smoothing=0", "hns.figures_per_class=2", "hns.pretrain_epochs=1")
+    metrics = hns_train.run(cfg)
+    run = hns_train.artifact(cfg)
+    assert run.is_done()
+    for name in ("hider.keras", "seeker.keras", "history.csv", "masks.png", "curves.png", "metrics.json"):
+        assert (run.dir / name).exists(), name
+    seeker_run, hider_run = hns_train.pretrained_artifact(cfg, "seeker"), hns_train.pretrained_artifact(cfg, "hider")
+    assert seeker_run.is_done() and hider_run.is_done()
+    assert metrics["baseline"] == pytest.approx(seeker_run.metrics()["test_accuracy"])
+    assert metrics["hider_from"] == str(hider_run.dir) and metrics["seeker_from"] == str(seeker_run.dir)
+    assert metrics["fidelity"] == pytest.approx(metrics["test_accuracy"] / metrics["baseline"])
+    assert metrics["fii"] == pytest.approx(metrics["fidelity"] * metrics["interpretability"])
+    assert metrics["epochs"] == 2 and metrics["layer"] == "reinforce"
+    rows = list(csv.DictReader(open(run.dir / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"test_fii", "test_fidelity", "alpha_end", "hidden", "val_loss"} <= set(rows[0])  # one history per epoch
+    # adaptive alpha with patience 2: it was lowered, and the weights of every alpha left are kept
+    assert metrics["final_alpha"] < 1.0
+    kept = [r["alpha"] for r in metrics["alphas"][:-1]]
+    assert kept and kept[0] == 1.0
+    assert (run.dir / "alpha_weights" / "alpha_1.00_hider.weights.h5").exists()
+    # the result is the row chosen on validation FII; its figures are the headline
+    chosen = select(metrics["alphas"], "val_fii")
+    assert metrics["interpretability_sampled"] == chosen["hidden_sampled"]  # a stochastic layer: sampled figures too
+    assert metrics["fii"] == chosen["fii"] and metrics["selected"] == (
+        "final" if chosen is metrics["alphas"][-1] else f"alpha {chosen['alpha']:.2f}")
+    assert "FII" in capsys.readouterr().out
+    assert hns_train.run(cfg) == json.loads((run.dir / "metrics.json").read_text())  # reused
+
+
+def test_deterministic_constant_alpha_with_a_given_baseline(make_cfg):
+    cfg = make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1")
+    metrics = hns_train.run(cfg)
+    assert metrics["layer"] == "det" and metrics["final_alpha"] == pytest.approx(0.6)
+    assert metrics["baseline_source"] == "hns.baseline" and metrics["test_accuracy_sampled"] is None
+    assert not hns_train.pretrained_artifact(cfg, "seeker").dir.exists()  # nothing pretrained when nothing needs it
+
+
+@pytest.mark.e2e
+def test_cli_smoke(cli, tmp_path):
+    result = cli("procedure=hns_train", "debug=smoke", "dataset=synthetic", "dataset.num_samples=256",
+                 "hns.estimator=sa", "hns.rate=1.0", "hns.baseline=0.9", f"paths.runs={tmp_path / 'runs'}")
+    assert result.returncode == 0, result.output
+    assert "FII" in result.output and "hns_train/hider_small+seeker_small-sa-" in result.output
+
+
+def test_missing_baseline_without_prereqs_says_how(make_cfg):
+    with pytest.raises(ArtifactError, match=r"hns_seeker.*hns.baseline=.*auto_prereqs=true"):
+        hns_train.run(make_cfg(*FAST, "auto_prereqs=false"))
+
+
+def test_pretrained_hider_whose_layers_do_not_match(make_cfg, tmp_path):
+    from models.hns import build_hider
+    path = tmp_path / "hider.keras"
+    build_hider("hider_large", (32, 32, 1)).save(path)
+    with pytest.raises(ArtifactError, match=r"by layer name: layers only in the pretrained hider: hider_conv3"):
+        hns_train.run(make_cfg(*FAST, "hns.init=pretrained_hider", f"hns.hider_path={path}", "hns.baseline=0.5",
+                               "dataset.image_shape=[32,32,1]"))
+
+
+def test_bad_settings(make_cfg, caplog):
+    with pytest.raises(ConfigError, match="hns.estimator='st3' is not known; choose one of st1, st2, sa, reinforce"):
+        validate(make_cfg("procedure=hns_train", "hns.estimator=st3"))
+    for alpha in ("1.5", "-0.1"):
+        with pytest.raises(ConfigError, match=rf"hns.alpha={alpha}: must be in \[0, 1\]"):
+            validate(make_cfg("procedure=hns_train", f"hns.alpha={alpha}"))
+    with pytest.raises(ConfigError, match="hns.seeker='resnet' is not known"):
+        validate(make_cfg("procedure=hns_train", "hns.seeker=resnet"))
+    with pytest.raises(ConfigError, match=r"hns.logit_penalty=-0.1: must be >= 0"):
+        validate(make_cfg("procedure=hns_train", "hns.logit_penalty=-0.1"))
+    caplog.set_level(logging.WARNING)
+    validate(make_cfg("procedure=hns_train", "hns.rate=0.1"))
+    assert "hns.rate=0.1 is ignored with a deterministic layer" in caplog.text
+    caplog.clear()
+    validate(make_cfg("procedure=hns_train", "hns.estimator=sa", "hns.rate=0.1"))
+    assert "ignored" not in caplog.text
+
+
+def test_naming_an_estimator_makes_the_layer_stochastic(make_cfg):
+    from src.schema.hns import binary_layer
+    assert binary_layer(make_cfg("hns.estimator=sa").hns) == (True, "sa")
+    assert binary_layer(make_cfg("hns.stochastic=true").hns) == (True, "st1")
+    assert binary_layer(make_cfg().hns) == (False, None)
+    assert binary_layer(make_cfg("hns.stochastic=false", "hns.estimator=sa").hns) == (False, None)
+    keys = {hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", f"hns.estimator={e}")).dir.name
+            for e in ("st1", "st2", "sa", "reinforce")}
+    assert len(keys) == 4
+
+
+def test_logit_penalty_enters_the_run_key(make_cfg):
+    def key(*overrides):
+        return json.dumps(hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).key,
+                          sort_keys=True)
+    assert key("hns.logit_penalty=0.0") == key("hns.logit_penalty=0")
+    assert key("hns.logit_penalty=0.001") == key() != key("hns.logit_penalty=0")
+
+
+def test_select_takes_the_lowest_alpha_within_one_standard_error_of_the_best():
+    def row(alpha, fii, se=0.01):
+        return {"alpha": alpha, "val_fii": fii, "val_fii_se": se}
+    rows = [row(1.0, 0.2), row(0.5, 0.90), row(0.3, 0.895), row(0.2, 0.85), row(0.05, 0.4)]
+    assert select(rows, "val_fii") is rows[2]  # 0.895 >= 0.90 - 0.01; 0.85 and 0.4 are not
+    assert select(rows[:-1] + [row(0.05, 0.891)], "val_fii")["alpha"] == 0.05  # the final, within 1 SE
+    assert select(rows, "last") is rows[-1]
+    assert select(rows[:-1] + [{"alpha": 0.05, "val_fii": None, "val_fii_se": None}], "val_fii")["alpha"] == 0.05
+
+
+def test_validation_fii_and_its_standard_error():
+    class Fixed:
+        def evaluate(self, arrays):
+            return {"accuracy": 0.9, "hidden": 0.8}
+    out = validation_fii(Fixed(), {"x": np.zeros((100, 2))}, 0.95)
+    assert out["val_fii"] == pytest.approx(0.9 / 0.95 * 0.8)
+    assert out["val_fii_se"] == pytest.approx(0.8 / 0.95 * 0.03)  # sqrt(0.9 * 0.1 / 100) = 0.03
+    assert validation_fii(Fixed(), {"x": np.zeros((0, 2))}, 0.95) == {"val_fii": None, "val_fii_se": None}
+
+
+def test_select_enters_the_run_key_of_an_adaptive_run(make_cfg):
+    def name(*overrides):
+        return hns_train.artifact(make_cfg("procedure=hns_train", "hns.baseline=0.5", *overrides)).dir.name
+    assert name("hns.select=last") != name()
+    assert name("hns.alpha=0.5", "hns.select=last") == name("hns.alpha=0.5")  # constant alpha: nothing to select
+    with pytest.raises(ConfigError, match="hns.select='best': choose one of val_fii, last"):
+        validate(make_cfg("procedure=hns_train", "hns.select=best"))

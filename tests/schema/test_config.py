@@ -1,0 +1,111 @@
+"""The config tree composes for every group choice, and bad settings fail early."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from src.errors import ConfigError
+from src.schema import validate
+from tests.conftest import ROOT, compose_config
+
+MODELS = ["hinton1200", "hinton800", "lenet", "lenet_half", "convnet"]
+DATASETS = ["mnist_sample", "digits", "synthetic", "fashion_mnist", "mnist", "mnist_conv", "cifar10", "cifar100"]
+ALL_PROCEDURES = sorted(p.stem for p in (ROOT / "conf/procedure").glob("*.yaml"))
+
+
+def test_defaults_compose():
+    cfg = compose_config()
+    assert cfg.dataset.name == "mnist_sample"
+    assert cfg.model.name == "lenet" and cfg.student.name == "lenet_half"
+    assert cfg.seed == 0 and cfg.auto_prereqs is True and cfg.force is False
+    validate(cfg)
+
+
+def test_group_options_match_registries():
+    import datasets
+    import models
+    assert sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml")) == sorted(models.NAMES)
+    for name in models.NAMES:  # every model is a student= option too, configured once in conf/model
+        assert compose_config(f"student={name}").student == compose_config(f"model={name}").model
+    on_disk = sorted(p.stem for p in (ROOT / "conf/dataset").glob("*.yaml"))
+    assert set(on_disk) <= set(datasets.NAMES)
+    assert set(DATASETS) <= set(on_disk)
+
+
+# Every model with every dataset, and every procedure with every model: the group files
+# are independent of each other except through the procedure (which may pick a model),
+# so this covers every pair that can interact without composing all 360 triples.
+COMBINATIONS = sorted({("distill", m, d) for m, d in itertools.product(MODELS, DATASETS)}
+                      | {(p, m, "mnist_sample") for p, m in itertools.product(ALL_PROCEDURES, MODELS)})
+
+
+@pytest.mark.parametrize("procedure,model,dataset", COMBINATIONS)
+def test_every_combination_composes(procedure, model, dataset):
+    cfg = compose_config(f"procedure={procedure}", f"model={model}", f"dataset={dataset}", "student=hinton800")
+    assert (cfg.procedure.name, cfg.model.name, cfg.dataset.name) == (procedure, model, dataset)
+    validate(cfg)
+
+
+def test_smoke_debug_shrinks_any_procedure():
+    cfg = compose_config("debug=smoke", "procedure=distill")
+    assert cfg.train.epochs == 1 and cfg.dataset.train_limit == 512
+    assert "kd-runner-smoke" in cfg.paths.runs
+
+
+@pytest.mark.parametrize("group", ["model", "dataset", "procedure", "student"])
+def test_unknown_group_option_lists_choices(group):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(f"{group}=nope")
+    assert "Available options" in str(error.value.__cause__ or error.value) or "nope" in str(error.value)
+
+
+def test_unknown_model_message_lists_known_models():
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config("model=resnet9000")
+    text = str(error.value) + str(error.value.__cause__)
+    for name in MODELS:
+        assert name in text
+
+
+def test_wrong_type_and_unknown_key_fail_at_compose():
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_config("train.epochs=many")
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_config("train.epoch=3")
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("train.epochs=0", "train.epochs"),
+    ("train.batch_size=-4", "train.batch_size"),
+    ("train.val_split=1.5", "train.val_split"),
+    ("train.lr=0", "train.lr"),
+    ("train.optimizer=lbfgs", "train.optimizer"),
+    ("jit_compile=maybe", "jit_compile"),
+    ("precision=float8", "precision"),
+    ("distill.temperature=0", "distill.temperature"),
+    ("distill.temperature=-2", "distill.temperature"),
+    ("distill.soft_loss=mse", "distill.soft_loss"),
+    ("report.format=html", "report.format"),
+    ("teacher.epochs=0", "teacher.epochs"),
+    ("distribute=tpu", "distribute"),
+    ("logical_cpus=-1", "logical_cpus"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("student.input_dropout=-0.1", "student.input_dropout"),
+])
+def test_out_of_range_values_are_rejected(override, fragment):
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(override))
+    assert fragment in str(error.value)
+
+
+def test_both_distill_weights_zero_is_rejected():
+    with pytest.raises(ConfigError, match="both 0"):
+        validate(compose_config("distill.ce_weight=0", "distill.kd_weight=0"))
+
+
+def test_jit_compile_accepts_yaml_booleans():
+    for value in ("true", "false", "auto", "True"):
+        validate(compose_config(f"jit_compile={value}"))
