@@ -31,6 +31,7 @@ from bench._timing import alternate, machine_header, median, pair_ratios, print_
 
 
 def main() -> None:
+    # One function on purpose: a bench reads top to bottom as its recipe (setup, contenders, paired timing).
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=["lenet:lenet_half", "hinton1200:hinton800"])
     parser.add_argument("--batch-size", type=int, default=128)

@@ -1,11 +1,11 @@
 """Joint Hide-and-Seek training throughput: the project's compiled step against the
-seed's training loop rebuilt faithfully.
+reference code's training loop rebuilt faithfully.
 
 What it measures: training steps/second of hider_small + seeker_small on MNIST-shaped
 random data, same batch, same models, same machine, for
   A  engine  src.fit.Fitter on HideAndSeek.loss_fn (compiled multi-step chunks, data
              gathered by index in the graph, alpha/slope as variables)
-  B  seed    the seed's HNSTrainer loop (anchors/hns.md sections 3 and 5, section 7 #12):
+  B  seed    the reference code's HNSTrainer loop:
              eager tf.data iterator (shuffle, repeat, batch, prefetch(1)), one eager
              GradientTape step at a time, cross-entropy on softmax probabilities, the L1
              norm of every gradient pulled to the host with .numpy(), 9 scalar summaries
@@ -13,7 +13,7 @@ random data, same batch, same models, same machine, for
   C  floor   the bare joint step (forward, backward, Adam) compiled once with tf.function
              and run on one batch that stays in memory: no data pipeline, no metrics,
              no host syncs. It is what the models' own arithmetic costs on this machine,
-             so seed/floor is the most that any training loop could gain over the seed's.
+             so seed/floor is the most that any training loop could gain over the reference code's.
 All three use the same binary layer (src.hns.masks; deterministic by default, --estimator for a
 stochastic one) and Adam(1e-3) with constant alpha. No XLA on any side.
 The three are timed in turn (A, B, C, A, B, C, ...), medians of --repeats rounds reported
@@ -53,7 +53,7 @@ def joint(estimator: str | None) -> HideAndSeek:
 
 
 class SeedLoop:
-    """The seed's per-step eager loop (collaborative_training.py), on the same models."""
+    """The reference code's per-step eager loop (collaborative_training.py), on the same models."""
 
     def __init__(self, model: HideAndSeek, x, y, batch_size: int, logdir: str):
         self.model = model
@@ -116,14 +116,14 @@ def floor_step(model: HideAndSeek, x, y, batch_size: int):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=256, help="the seed's MNIST batch")
+    parser.add_argument("--batch-size", type=int, default=256, help="the reference code's MNIST batch")
     parser.add_argument("--steps", type=int, default=60, help="training steps per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--estimator", default=None, choices=[None, "st1", "st2", "sa", "reinforce"])
     args = parser.parse_args(argv)
     bs, steps = args.batch_size, args.steps
     layer = args.estimator or "deterministic"
-    print("hns_throughput: src.fit.Fitter on HideAndSeek (engine) vs the seed's eager loop (seed)")
+    print("hns_throughput: src.fit.Fitter on HideAndSeek (engine) vs the reference code's eager loop (seed)")
     for line in T.machine_header():
         print("  " + line)
     print(f"  setup     hider_small + seeker_small, input {SHAPE}, batch {bs}, {steps} steps per timed run, "
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     for side in rates:
         print(f"  {side:<7} s={T.fmt_list(times[side], '.3f')}  steps/s={T.fmt_list(rates[side], '.1f')}")
     print(f"  engine/seed per pair={T.fmt_list(pairs, '.2f')}")
-    print(f"  floor/seed per pair={T.fmt_list(ceiling, '.2f')}  (the most any loop could gain over the seed's)")
+    print(f"  floor/seed per pair={T.fmt_list(ceiling, '.2f')}  (the most any loop could gain over the reference code's)")
     print(f"\nRESULT hns_throughput batch={bs} mask={layer} engine_over_seed={T.median(pairs):.2f} "
           f"(median of {args.repeats} pairs); floor_over_seed={T.median(ceiling):.2f}; "
           f"engine_over_floor={T.median(T.pair_ratios(rates['engine'], rates['floor'])):.2f}")

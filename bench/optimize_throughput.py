@@ -1,12 +1,12 @@
 """optimize_dataset throughput: sample-steps per second of the runner's reconstruction
-kernel against the seed's recipe rebuilt in the same process, on the same teacher.
+kernel against the reference code's recipe rebuilt in the same process, on the same teacher.
 
     python bench/optimize_throughput.py [--model lenet] [--objective all_layers] [--steps 100]
                                         [--batches 8] [--repeats 3]
 
 seed  one batch of 64 at a time: a variable and Adam slots reset for each batch, then one
-      compiled step per call, `steps` calls (the seed made one session call per step).
-      This is kinder to the seed than its TF1 code, which also rebuilt ops in its loops.
+      compiled step per call, `steps` calls (the reference code made one session call per step).
+      This is kinder to the reference code than its TF1 code, which also rebuilt ops in its loops.
 ours  src.datafree.reconstruct.InputOptimizer on all `batches` x 64 inputs at once, 100 steps per
       compiled call.
 Both use the same teacher (untrained weights: the cost does not depend on them), the same
@@ -29,6 +29,7 @@ from bench._timing import alternate, machine_header, matmul_peak_gflops, median,
 
 
 def main() -> None:
+    # One function on purpose: a bench reads top to bottom as its recipe (setup, contenders, paired timing).
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="lenet")
     parser.add_argument("--steps", type=int, default=100)
@@ -58,7 +59,7 @@ def main() -> None:
     def loss(x, targets):
         return relu_mse(tap(x), targets)
 
-    # --- the seed's recipe: one batch, one compiled step per call ---------------------
+    # --- the reference code's recipe: one batch, one compiled step per call ---------------------
     seed_targets = targets_for(batch)
     x_var = tf.Variable(tf.zeros((batch, *shape)))
     m_var, v_var = tf.Variable(tf.zeros_like(x_var)), tf.Variable(tf.zeros_like(x_var))

@@ -88,6 +88,7 @@ def bench_model(name: str, x, y, args, matmul) -> dict:
 
 
 def main(argv=None) -> None:
+    # One function on purpose: a bench reads top to bottom as its recipe (setup, contenders, paired timing).
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["hinton1200", "lenet"], choices=models.NAMES)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -1,4 +1,4 @@
-"""Training throughput of the soft decision tree against the seed's recipe rebuilt faithfully.
+"""Training throughput of the soft decision tree against the reference code's recipe rebuilt faithfully.
 
 Contenders, timed alternately (one epoch each per round) on the same real data
 (mnist_sample's training split, 4,500 images) and machine:
@@ -9,7 +9,7 @@ Contenders, timed alternately (one epoch each per round) on the same real data
              (decay fixed by num_updates, per batch position, no gradient), max-path output
              through a per-example map_fn, Adam 5e-3, Keras Model.fit, batch 4, depth 4.
   ours_d4_b4 the project's tree (models/soft_tree.py + src/tree_loss.py through src.fit.Fitter)
-             at the seed's depth and batch: isolates vectorisation from batch size.
+             at the reference code's depth and batch: isolates vectorisation from batch size.
   ours_d4    the project's tree at depth 4, default batch (train.batch_size = 64).
   ours_d8    the project's tree at depth 8 (the paper's), default batch.
 Each figure is seconds per epoch (median of the rounds); the ratio seed / ours is taken per
@@ -46,7 +46,7 @@ SEED_RECIPE = dict(depth=4, batch=4, inv_temp=0.01, lr=5e-3, penalty_strength=10
 
 
 class SeedTree(keras.Model):
-    """The seed's tree, node by node (see the module doc and ../shared/anchors/sdt.md §2)."""
+    """The reference code's tree, node by node (see the module doc)."""
 
     def __init__(self, depth: int, classes: int, batch: int, inv_temp: float, penalty_strength: float,
                  penalty_decay: float, ema_win_size: int):
@@ -94,7 +94,7 @@ class SeedTree(keras.Model):
             loss_leaves = 0.0
             for phi, prob in zip(self.leaf_phi, leaf_probs):
                 ce = -tf.reduce_sum(y * tf.nn.log_softmax(phi), axis=1)  # (B,)
-                loss_leaves += tf.reduce_mean(prob * ce)  # (B,1) * (B,) -> B x B: the seed's bug
+                loss_leaves += tf.reduce_mean(prob * ce)  # (B,1) * (B,) -> B x B: the reference code's bug
             penalty = 0.0
             for i in range(len(self.inner)):  # alpha from the EMA shadows only: no gradient
                 self.ema_P[i].assign(self.decay[i] * self.ema_P[i] + (1 - self.decay[i]) * path[i])
@@ -113,6 +113,7 @@ def accuracy(predict, x, y) -> float:
 
 
 def main(argv=None) -> None:
+    # One function on purpose: a bench reads top to bottom as its recipe (setup, contenders, paired timing).
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64, help="our default batch (train.batch_size)")
@@ -122,10 +123,10 @@ def main(argv=None) -> None:
     x, y = data.x_train.reshape(len(data.x_train), -1), data.y_train
     x_test = data.x_test.reshape(len(data.x_test), -1)
     onehot = np.eye(data.num_classes, dtype="float32")[y]
-    n = len(x) - len(x) % SEED_RECIPE["batch"]  # the seed needs n % batch == 0
+    n = len(x) - len(x) % SEED_RECIPE["batch"]  # the reference code needs n % batch == 0
     x, y, onehot = x[:n], y[:n], onehot[:n]
 
-    print("tree_throughput: seconds per epoch, the seed's recipe vs the project's soft decision tree")
+    print("tree_throughput: seconds per epoch, the reference code's recipe vs the project's soft decision tree")
     for line in T.machine_header():
         print("  " + line)
     print(f"  setup     mnist_sample train split ({n} images, 784 features, {data.num_classes} classes); "

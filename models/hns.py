@@ -1,4 +1,4 @@
-"""Hide-and-Seek networks (anchors/hns.md section 1): hiders (autoencoders that map an
+"""Hide-and-Seek networks: hiders (autoencoders that map an
 image to a mask) and seekers (classifiers of the masked image).
 
 Kept out of the classifier registry (models/__init__.py) because a hider is no

@@ -5,7 +5,7 @@ level l holds nodes 2^l - 1 .. 2^(l+1) - 2 and leaf j sits under level-`depth` p
 
 Why one layer: every inner node's filter is a column of one (features x nodes) kernel, so
 all decisions are one matmul; path probabilities are then built level by level in log
-space (depth small ops, stable at any depth), not node by node as in the seed.
+space (depth small ops, stable at any depth), not node by node.
 The layer outputs logits (log-probabilities of the predicted class distribution), like
 every model of the runner. `route()` exposes what the loss and the pictures need.
 """

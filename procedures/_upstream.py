@@ -1,9 +1,9 @@
-"""How a procedure reaches the runs it builds on: derive the upstream config, find its
-artifact, and produce it first when it is missing (auto_prereqs=true). Also the inputs
-every procedure loads the same way: data, a fresh model, the optimizer.
+"""How a procedure reaches the runs it builds on: the upstream config (`upstream_config`),
+its finished run, produced first when missing and auto_prereqs=true (`upstream_run`).
+Also the inputs every procedure loads the same way: data, a fresh model, the optimizer.
 
 Procedures never import each other: they name an upstream procedure here (`upstream`,
-`ensure`), the same name-based lookup main.py dispatches with.
+`upstream_run`), the same name-based lookup main.py dispatches with.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
-    """What ensure() needs of an upstream step: a procedure module, or a stage of one."""
+    """What upstream_run() needs of an upstream step: a procedure module, or a stage of one."""
 
     def artifact(self, cfg: DictConfig) -> Run: ...
 
@@ -38,7 +38,7 @@ def upstream(procedure: str) -> ModuleType:
     return importlib.import_module(f"procedures.{procedure}")
 
 
-def derive(cfg: DictConfig, procedure: str, changes: dict[str, Any] | None = None) -> DictConfig:
+def upstream_config(cfg: DictConfig, procedure: str, changes: dict[str, Any] | None = None) -> DictConfig:
     """A copy of cfg for an upstream procedure, with `changes` ({"dotted.key": value})
     applied. Never forced: force applies to the run the user asked for, not to what it reuses."""
     config = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
@@ -50,7 +50,7 @@ def derive(cfg: DictConfig, procedure: str, changes: dict[str, Any] | None = Non
     return config
 
 
-def ensure(stage: str | Stage, cfg: DictConfig, why: str, fix: str = "") -> Run:
+def upstream_run(stage: str | Stage, cfg: DictConfig, why: str, fix: str = "") -> Run:
     """The finished run of `stage` (a procedure name or a Stage) for cfg; produced first
     if missing and auto_prereqs=true, else refused with a message naming `fix`."""
     module = upstream(stage) if isinstance(stage, str) else stage

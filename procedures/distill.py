@@ -20,7 +20,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import build_model, derive, ensure, load_data, optimizer_for, teacher_name, upstream
+from procedures._upstream import (build_model, load_data, optimizer_for, teacher_name,
+                                  upstream, upstream_config, upstream_run)
 from src import runtime
 from src.artifacts import load_model
 from src.augment import make_augment
@@ -58,7 +59,7 @@ def run(cfg: DictConfig) -> dict:
 
 def _scratch_baseline(cfg: DictConfig) -> dict:
     """The student trained on hard labels with the same train settings (a train run)."""
-    run_ = ensure("train", derive(cfg, "train", {"model": dict(cfg.student)}),
+    run_ = upstream_run("train", upstream_config(cfg, "train", {"model": dict(cfg.student)}),
                   why="the distill baseline (student from scratch)")
     return {"dir": str(run_.dir), **run_.metrics()}
 
@@ -76,11 +77,11 @@ def _reconstructed_files(cfg: DictConfig) -> list[Path]:
     if cfg.distill.objective is None:
         raise ArtifactError("distill.data=reconstructed needs distill.objective=... (which reconstruction, e.g. "
                             "top_layer or all_layers) or distill.data_path=/path/to/data.npz")
-    source = derive(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective, "optimize.classes": None})
+    source = upstream_config(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective, "optimize.classes": None})
     found = upstream("optimize_dataset").reconstruction_files(source)
     if found:
         return found
-    return [ensure("optimize_dataset", source, why="distill.data=reconstructed").file("data.npz")]
+    return [upstream_run("optimize_dataset", source, why="distill.data=reconstructed").file("data.npz")]
 
 
 def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:

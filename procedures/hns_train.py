@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 import datasets
 from models.hns import build_hider, build_seeker
-from procedures._upstream import derive, ensure, load_data, optimizer_for, upstream
+from procedures._upstream import load_data, optimizer_for, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
 from src.fit import Evaluator, Fitter, steps_per_epoch
@@ -52,7 +52,7 @@ ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", 
 
 def _stage_cfg(cfg: DictConfig) -> DictConfig:
     """cfg for a pretraining stage: train.* with hns.pretrain_epochs (if set) as epochs."""
-    return derive(cfg, "hns_train", {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs,
+    return upstream_config(cfg, "hns_train", {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs,
                                      "train.early_stopping": 0, "augment": "none"})
 
 
@@ -108,7 +108,7 @@ def _pretrained_run(cfg: DictConfig, part: str, why: str) -> Run:
     fix = f"give hns.{part}_path=/path/to/{part}.keras"
     if part == "seeker":
         fix += ", or hns.baseline=<the seeker's test accuracy>"
-    return ensure(STAGES[part], _stage_cfg(cfg), why, fix)
+    return upstream_run(STAGES[part], _stage_cfg(cfg), why, fix)
 
 
 def _layer_name(cfg: DictConfig) -> str:

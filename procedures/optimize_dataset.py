@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from omegaconf import DictConfig
 
-from procedures._upstream import derive, ensure, load_data, teacher_name, upstream
+from procedures._upstream import load_data, teacher_name, upstream, upstream_config, upstream_run
 from src import runtime
 from src.datafree.objectives import default_lr, make_objective
 from src.datafree.plots import sample_grid_png
@@ -44,7 +44,7 @@ def _settings(cfg: DictConfig) -> dict:
 def stats_config(cfg: DictConfig) -> DictConfig:
     """The compute_stats run this reconstruction reads: with the graph-Fourier statistics
     of a spectral objective, without them otherwise (they cost minutes for LeNet)."""
-    return derive(cfg, "compute_stats", {"stats.spectral": SPECTRAL_GRAPHS.get(cfg.optimize.objective)})
+    return upstream_config(cfg, "compute_stats", {"stats.spectral": SPECTRAL_GRAPHS.get(cfg.optimize.objective)})
 
 
 def artifact(cfg: DictConfig) -> Run:
@@ -59,7 +59,7 @@ def artifact(cfg: DictConfig) -> Run:
 def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
     """data.npz files that together cover every class: the full run, or finished shards
     (optimize.classes) of the same reconstruction. None when neither exists."""
-    full = artifact(derive(cfg, "optimize_dataset", {"optimize.classes": None}))
+    full = artifact(upstream_config(cfg, "optimize_dataset", {"optimize.classes": None}))
     if full.is_done():
         return [full.file("data.npz")]
     without_classes = lambda key: {**key, "optimize": {**key["optimize"], "classes": None}}  # noqa: E731
@@ -81,7 +81,7 @@ def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
 
 
 def ensure_stats_file(cfg: DictConfig) -> Path:
-    return ensure("compute_stats", stats_config(cfg), why="optimize_dataset").file("stats.npz")
+    return upstream_run("compute_stats", stats_config(cfg), why="optimize_dataset").file("stats.npz")
 
 
 def run(cfg: DictConfig) -> dict:

@@ -16,7 +16,7 @@ import time
 
 from omegaconf import DictConfig
 
-from procedures._upstream import build_model, derive, ensure, load_data, optimizer_for
+from procedures._upstream import build_model, load_data, optimizer_for, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.augment import make_augment
@@ -77,8 +77,8 @@ def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
     """The train run that makes `cfg.model`: cfg's train.*, except that a teacher trains
     for teacher.epochs when that is set (a well-trained teacher, a short student run)."""
     if what == "teacher" and cfg.teacher.epochs:
-        return derive(cfg, "train", {"train.epochs": cfg.teacher.epochs})
-    return derive(cfg, "train")
+        return upstream_config(cfg, "train", {"train.epochs": cfg.teacher.epochs})
+    return upstream_config(cfg, "train")
 
 
 def trained_model(cfg: DictConfig, data, path: str | None, what: str):
@@ -87,7 +87,7 @@ def trained_model(cfg: DictConfig, data, path: str | None, what: str):
     if path:
         source = str(path)
     else:
-        source = str(ensure("train", model_train_config(cfg, what), why=f"this {what}").dir)
+        source = str(upstream_run("train", model_train_config(cfg, what), why=f"this {what}").dir)
     model = load_model(source, what)
     check_fits(model, data.input_shape, data.num_classes, data.name, what)
     return model, source

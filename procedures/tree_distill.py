@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import datasets
 from models.soft_tree import build_tree, tree_layer
-from procedures._upstream import derive, ensure, load_data, teacher_name, upstream
+from procedures._upstream import load_data, teacher_name, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError
@@ -115,8 +115,8 @@ def _teacher(cfg: DictConfig, data: datasets.Dataset):
 
 def _hard_baseline(cfg: DictConfig) -> dict:
     """The same tree trained on hard labels: a tree_distill run of its own, reused."""
-    baseline = derive(cfg, "tree_distill", {"tree.labels": "hard", "tree.explain.index": None})
-    run_ = ensure("tree_distill", baseline, why="the hard-label tree baseline")
+    baseline = upstream_config(cfg, "tree_distill", {"tree.labels": "hard", "tree.explain.index": None})
+    run_ = upstream_run("tree_distill", baseline, why="the hard-label tree baseline")
     return {"dir": str(run_.dir), **run_.metrics()}
 
 

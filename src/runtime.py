@@ -29,7 +29,7 @@ def gpus() -> list:
 
 def use_xla(cfg) -> bool:
     """jit_compile=auto means XLA on GPU only: on this project's 2-core CPU XLA measured
-    2.3x slower for hinton1200 (DESIGN.md)."""
+    2.3x slower for hinton1200 (BENCHMARKS.md)."""
     setting = jit_setting(cfg)
     if setting == "auto":
         return bool(gpus())

@@ -2,14 +2,22 @@
 run store, so procedures run in-process exactly as main.py would run them."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: more threads only spin against the other worker
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)  # BLAS libraries loaded before this file (numpy's) too
 
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import open_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -25,6 +33,19 @@ SMOKE = ["debug=smoke", "dataset=synthetic", "dataset.num_samples=512", "train.m
 def compose_config(*overrides: str):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+@contextlib.contextmanager
+def as_main(*overrides: str):
+    """The config main.py would hand to a procedure for these command-line overrides,
+    with Hydra's job state set as under main.py (what `procedure=suite` composes its
+    rows from); procedures run inside the block."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        yield cfg
 
 
 @pytest.fixture

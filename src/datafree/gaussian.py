@@ -1,8 +1,8 @@
 """Sampling from per-class Gaussians: mean + z L^T with L the Cholesky factor.
 
-The seed got this wrong twice (anchors/datafree.md §7.3): HEAD sampled mean + z Sigma
-(covariance Sigma^2) and the paper-era code mean + z L (covariance L^T L). With rows
-z ~ N(0, I), x = mean + z L^T has covariance L L^T = Sigma.
+With rows z ~ N(0, I), x = mean + z L^T has covariance L L^T = Sigma. The tempting
+alternatives are wrong: mean + z Sigma has covariance Sigma^2, and mean + z L has L^T L
+(docs/optimize_dataset.md, "Differences from the reference implementation").
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.plots import plt, save_figure
+from src.plots import image_grid_png, plt, save_figure
 
 
 def mean_activations_png(means: dict[str, np.ndarray], class_names, path: Path, title: str) -> Path:
@@ -25,16 +25,6 @@ def sample_grid_png(x: np.ndarray, y: np.ndarray, class_names, path: Path, title
     """Up to `per_class` inputs of every class, one row per class (values clipped to [0, 1]
     for display only)."""
     classes = sorted(set(int(c) for c in y))
-    figure, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95 + 0.4),
-                                squeeze=False)
-    for row, c in enumerate(classes):
-        members = x[y == c][:per_class]
-        for col in range(per_class):
-            axis = axes[row, col]
-            axis.axis("off")
-            if col < len(members):
-                image = np.clip(members[col], 0, 1)
-                axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        axes[row, 0].set_title(str(class_names[c]) if c < len(class_names) else str(c), fontsize=7, loc="left")
-    figure.suptitle(title, fontsize=9)
-    return save_figure(figure, path)
+    grid = [list(x[y == c][:per_class]) for c in classes]
+    labels = [str(class_names[c]) if c < len(class_names) else str(c) for c in classes]
+    return image_grid_png(grid, path, title, row_labels=labels)

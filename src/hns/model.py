@@ -109,7 +109,7 @@ class HideAndSeek(keras.Model):
         """Evaluation with a sampled (not thresholded) mask: the test figure the method
         reports for stochastic layers.
 
-        Its noise is stateless (from the seed), not drawn from the training generator, so
+        Its noise is stateless (from the run's seed), not drawn from the training generator, so
         the figure depends on the weights only: a resumed run reports what an uninterrupted
         one does. Every evaluation batch gets the same noise pattern; the batches hold
         different images, so the mean stays unbiased."""

@@ -5,36 +5,22 @@ from pathlib import Path
 
 import numpy as np
 
-from src.plots import plt, save_figure
+from src.plots import image_grid_png, plt, save_figure
 
 
 def masks_png(x: np.ndarray, mask: np.ndarray, y: np.ndarray, predicted: np.ndarray, class_names, path: Path,
               title: str, per_class: int = 4) -> Path:
     """One row per class; for each of `per_class` test images: the image, then what the
-    seeker saw (image * mask, hidden parts black), titled with the prediction."""
-    classes = sorted(set(int(c) for c in y))
-    cols = 2 * per_class
-    figure, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.9, len(classes) * 1.0 + 0.5), squeeze=False)
-    for row, c in enumerate(classes):
+    seeker saw (image * mask, hidden parts black), captioned with the share hidden and an
+    x when the seeker got it wrong."""
+    grid, captions, labels = [], [], []
+    for c in sorted(set(int(c) for c in y)):
         members = np.flatnonzero(y == c)[:per_class]
-        for j in range(per_class):
-            for k in range(2):
-                axes[row, 2 * j + k].axis("off")
-            if j >= len(members):
-                continue
-            i = members[j]
-            image = np.clip(x[i], 0, 1)
-            shown = image * mask[i]
-            for k, picture in enumerate((image, shown)):
-                axis = axes[row, 2 * j + k]
-                axis.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
-            hidden = 1.0 - float(np.mean(mask[i]))
-            ok = "" if predicted[i] == c else "x"
-            axes[row, 2 * j + 1].set_title(f"{hidden:.0%} hid {ok}", fontsize=6)
-        name = str(class_names[c]) if c < len(class_names) else str(c)
-        axes[row, 0].set_title(name, fontsize=7, loc="left")
-    figure.suptitle(title, fontsize=9)
-    return save_figure(figure, path)
+        grid.append([picture for i in members for picture in (x[i], x[i] * mask[i])])
+        captions.append([text for i in members for text in
+                         ("", f"{1.0 - float(np.mean(mask[i])):.0%} hid {'' if predicted[i] == c else 'x'}")])
+        labels.append(str(class_names[c]) if c < len(class_names) else str(c))
+    return image_grid_png(grid, path, title, row_labels=labels, captions=captions)
 
 
 # history.csv column -> curve label, in drawing order

@@ -16,7 +16,7 @@ One module per section, each holding its dataclasses, the lists of allowed choic
 
 The schema is flat over all procedures: every run's config carries every section, even
 those its procedure ignores, so that an upstream config can be derived from any config
-by changing a few keys (procedures/_upstream.derive).
+by changing a few keys (procedures/_upstream.upstream_config).
 
 This package must stay free of TensorFlow: `main.py --help` imports it.
 """

@@ -28,7 +28,7 @@ class HnsConfig:
     mask_channels: int = 1  # 1 = one mask broadcast over the colour channels; else one per input channel
     stochastic: Optional[bool] = None  # false: threshold at 0.5 (BDN); true: Bernoulli sample (BSN); null: true iff an estimator is set
     estimator: Optional[str] = None  # gradient through a stochastic mask: st1 | st2 | sa | reinforce (null = st1 when stochastic)
-    rate: Optional[float] = None  # sa only: slope grows by this fraction per epoch (null = 0.5, the seed's default)
+    rate: Optional[float] = None  # sa only: slope grows by this fraction per epoch (null = 0.5, the method's default)
     slope_max: float = 1000.0  # sa only: the slope stops growing here (a float32 sigmoid saturates anyway)
     alpha: Optional[float] = None  # weight of the classification loss; null = adaptive (start at 1, lower on stagnation)
     alpha_step: float = 0.05  # adaptive: how much alpha is lowered at a time
@@ -51,7 +51,7 @@ class HnsConfig:
 def binary_layer(h) -> tuple[bool, str | None]:
     """(stochastic, estimator) as they will run: naming an estimator implies a stochastic
     layer (so `hns.estimator=st1,st2,sa,reinforce` sweeps estimators), a stochastic layer
-    without one uses st1 (the seed's default), a deterministic layer has none."""
+    without one uses st1 (the method's default), a deterministic layer has none."""
     stochastic = h.stochastic if h.stochastic is not None else h.estimator is not None
     if not stochastic:
         return False, None
@@ -69,9 +69,9 @@ def check(cfg) -> None:
     require(h.seeker in SEEKERS, f"hns.seeker={h.seeker!r} is not known; choose one of {', '.join(SEEKERS)}")
     require(h.alpha is None or 0.0 <= h.alpha <= 1.0,
             f"hns.alpha={h.alpha}: must be in [0, 1] (1 = classification only), or null for the adaptive schedule")
-    require(0.0 < h.alpha_step <= 1.0, f"hns.alpha_step={h.alpha_step}: must be in (0, 1] (the seed uses 0.05)")
+    require(0.0 < h.alpha_step <= 1.0, f"hns.alpha_step={h.alpha_step}: must be in (0, 1] (e.g. 0.05, the default)")
     require(0.0 <= h.alpha_min < 1.0, f"hns.alpha_min={h.alpha_min}: must be in [0, 1) (e.g. 0.05)")
-    require(h.patience >= 1, f"hns.patience={h.patience}: training steps, must be >= 1 (the seed uses 100)")
+    require(h.patience >= 1, f"hns.patience={h.patience}: training steps, must be >= 1 (e.g. 100, the default)")
     require(0.0 <= h.smoothing < 1.0, f"hns.smoothing={h.smoothing}: an EMA factor in [0, 1) (0 = no smoothing)")
     require(h.min_delta >= 0.0, f"hns.min_delta={h.min_delta}: must be >= 0 (0 = any fall counts as improvement)")
     require(h.select in SELECTIONS, f"hns.select={h.select!r}: choose one of {', '.join(SELECTIONS)}")

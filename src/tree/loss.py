@@ -7,7 +7,7 @@ paper's balancing penalty (Frosst & Hinton 2017), written for any batch size.
 
 num/den are running sums of past batches (stop-gradient) with decay g_i = 1 - 1/(window
 2^depth(i)): the window doubles per level, since a deep node sees few examples per batch.
-The current batch's term keeps its gradient (the seed's penalty has none).
+The current batch's term keeps its gradient, so the penalty steers the filters.
 """
 from __future__ import annotations
 

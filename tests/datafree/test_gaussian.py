@@ -1,4 +1,4 @@
-"""mean + z L^T sampling (the seed sampled with Sigma or with L: both wrong)."""
+"""mean + z L^T sampling (the reference code sampled with Sigma or with L: both wrong)."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +16,7 @@ def test_samples_have_the_requested_covariance():
     x = sample(np.array([1.0, -2.0, 0.5]), factor, 200_000, np.random.default_rng(0)).astype(np.float64)
     np.testing.assert_allclose(x.mean(axis=0), [1.0, -2.0, 0.5], atol=0.02)
     np.testing.assert_allclose(np.cov(x.T), sigma, atol=0.03)
-    # the seed's two recipes give other covariances: Sigma^2 (HEAD) and L^T L (paper era)
+    # the reference code's two recipes give other covariances: Sigma^2 (HEAD) and L^T L (paper era)
     assert not np.allclose(sigma @ sigma, sigma, atol=0.1)
     assert not np.allclose(factor.T @ factor, sigma, atol=0.1)
 

@@ -1,4 +1,4 @@
-"""The reconstruction kernel: one compiled loop over all batches equals the seed's one
+"""The reconstruction kernel: one compiled loop over all batches equals the reference code's one
 batch at a time, and NaN stops it with the step."""
 from __future__ import annotations
 

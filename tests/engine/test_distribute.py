@@ -48,6 +48,7 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_mirrored_two_cpu_replicas_equal_one_device():
     """16 SGD steps split over two replicas give the single-device weights (to float
     rounding): the loss scaling by the number of replicas is right."""

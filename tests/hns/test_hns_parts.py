@@ -77,7 +77,7 @@ def test_reinforce_gradient_matches_the_hand_derivation():
     expected = (J - baseline) * (mask - sig(a)) / 4
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
     assert np.abs(grad).max() > 1e-3
-    # with the same loss for every example the baseline takes all of it: the seed's case
+    # with the same loss for every example the baseline takes all of it: the reference code's case
     # (its loss was the constant 1), whose gradient was exactly zero
     with tf.GradientTape() as tape:
         s = masks.reinforce_surrogate(var, tf.constant(mask), tf.ones(4))

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from procedures import hns_train
+from src.history import read_rows
+from src.hns.plots import CURVES, curve_series
 from src.hns.scores import select, validation_fii
 from src.errors import ArtifactError, ConfigError
 from src.schema import validate
@@ -35,6 +37,7 @@ def test_stages_and_joint_run_in_process(make_cfg, capsys):
     rows = list(csv.DictReader(open(run.dir / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"test_fii", "test_fidelity", "alpha_end", "hidden", "val_loss"} <= set(rows[0])  # one history per epoch
+    assert set(curve_series(read_rows(run.file("history.csv")))) == set(CURVES.values())  # curves.png draws them all
     # adaptive alpha with patience 2: it was lowered, and the weights of every alpha left are kept
     assert metrics["final_alpha"] < 1.0
     kept = [r["alpha"] for r in metrics["alphas"][:-1]]

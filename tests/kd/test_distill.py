@@ -113,14 +113,14 @@ def test_teacher_epochs_trains_a_longer_teacher_than_the_student(make_cfg):
     """teacher.epochs selects (and trains) a teacher run of its own length; the scratch
     student keeps train.epochs."""
     from procedures import distill, train
-    from procedures._upstream import derive
+    from procedures._upstream import upstream_config
     cfg = make_cfg("procedure=distill", "teacher.epochs=2")
     metrics = distill.run(cfg)
-    teacher_run = train.artifact(derive(cfg, "train", {"train.epochs": 2}))
-    scratch_run = train.artifact(derive(cfg, "train", {"model": dict(cfg.student)}))
+    teacher_run = train.artifact(upstream_config(cfg, "train", {"train.epochs": 2}))
+    scratch_run = train.artifact(upstream_config(cfg, "train", {"model": dict(cfg.student)}))
     assert teacher_run.is_done() and teacher_run.metrics()["epochs"] == 2
     assert scratch_run.metrics()["epochs"] == 1
-    assert not train.artifact(derive(cfg, "train")).is_done()  # no 1-epoch teacher was made
+    assert not train.artifact(upstream_config(cfg, "train")).is_done()  # no 1-epoch teacher was made
     assert metrics["teacher_test_accuracy"] == teacher_run.metrics()["test_accuracy"]
 
 

@@ -8,12 +8,14 @@ import pytest
 from PIL import Image
 
 from procedures import train, tree_distill
+from procedures._upstream import load_data
+from src.tree.evaluate import evaluate_tree
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError
 from src.schema import validate
 from tests.conftest import compose_config
 
-TREE = ["procedure=tree_distill", "model=hinton800", "tree.depth=3", "tree.epochs=2"]
+TREE = ["procedure=tree_distill", "model=hinton800", "tree.depth=3", "tree.epochs=2", "tree.gif=true"]
 
 
 def test_tree_distill_end_to_end(make_cfg, capsys):
@@ -36,8 +38,8 @@ def test_tree_distill_end_to_end(make_cfg, capsys):
     assert hard.is_done() and metrics["hard_run"] == str(hard.dir)
     assert metrics["teacher_source"] == str(train.artifact(cfg).dir)
     # the saved tree reproduces the reported accuracy
-    data = tree_distill.load_data(cfg)
-    reloaded = tree_distill.evaluate_tree(load_model(run.dir), data.x_test, data.y_test, None)
+    data = load_data(cfg)
+    reloaded = evaluate_tree(load_model(run.dir), data.x_test, data.y_test, None)
     assert reloaded["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     out = capsys.readouterr().out
     assert "sklearn tree, 8 leaves" in out and "(distilled)" in out and str(run.dir) in out

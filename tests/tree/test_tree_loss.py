@@ -102,7 +102,7 @@ def test_running_sums_update_only_in_training():
 
 
 def test_leaf_loss_pairs_each_example_with_its_own_target():
-    """The seed broadcast (B,1) x (B,) into B x B; here the batch loss is the mean of the
+    """The reference code broadcast (B,1) x (B,) into B x B; here the batch loss is the mean of the
     per-example losses, for any batch size."""
     keras.utils.set_random_seed(2)
     model = build_tree((4,), 3, 2)
