@@ -97,12 +97,27 @@ class Evaluator:
 
     def __init__(self, loss_fn: LossFn, *, jit_compile: bool = False):
         self.loss_fn = loss_fn  # (batch, training) -> dict of batch means
-        self._eval_batch = tf.function(self._eval_batch_py, jit_compile=jit_compile, reduce_retracing=True)
+        self.jit_compile = jit_compile
+        self._compiled: dict[tuple, Callable] = {}
         self.metric_names: list[str] | None = None
 
     def _eval_batch_py(self, batch: dict) -> dict:
         out = self.loss_fn(batch, False)
         return {name: tf.cast(out[name], tf.float32) for name in self.metric_names}
+
+    def _compiled_for(self, data: dict) -> Callable:
+        """The evaluation step for inputs shaped like `data`, traced once for any batch size
+        (its signature leaves the batch dimension open), so the last, smaller batch and
+        every later call reuse it."""
+        spec = {name: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for name, value in data.items()}
+        key = tuple(sorted((name, tuple(s.shape[1:]), s.dtype.name) for name, s in spec.items()))
+        if key not in self._compiled:
+            self._compiled[key] = tf.function(self._eval_batch_py, input_signature=[spec], jit_compile=self.jit_compile)
+        return self._compiled[key]
+
+    def tracing_count(self) -> int:
+        """How often evaluation was traced: once per input structure, whatever the batch sizes."""
+        return sum(step.experimental_get_tracing_count() for step in self._compiled.values())
 
     def _discover_metrics(self, data: dict) -> None:
         """One eager call on two examples: learns the metric names and fails early, with
@@ -115,12 +130,13 @@ class Evaluator:
         """Mean of every metric over all examples (no dropout, no example dropped)."""
         data = to_tensors(arrays)
         self._discover_metrics(data)
+        step = self._compiled_for(data)
         n = int(next(iter(data.values())).shape[0])
         totals = dict.fromkeys(self.metric_names, 0.0)
         for start in range(0, n, batch_size):
             batch = {name: value[start:start + batch_size] for name, value in data.items()}
             size = int(next(iter(batch.values())).shape[0])
-            out = self._eval_batch(batch)
+            out = step(batch)
             for name in totals:
                 totals[name] += float(out[name]) * size
         return {name: total / max(n, 1) for name, total in totals.items()}

@@ -135,3 +135,18 @@ def test_on_epoch_end_runs_after_each_new_epoch_and_joins_history(tmp_path):
     _fitter().fit(_data(), epochs=3, batch_size=64, seed=0, run=run, verbose=0, on_epoch_end=hook)
     assert [e for e, _ in seen] == [1, 2, 3]
     assert [row["extra"] for row in read_rows(run.file("history.csv"))] == [10.0, 20.0, 30.0]
+
+
+def test_evaluation_traces_once_for_any_batch_size():
+    """Full batches, a smaller last batch and later calls of other sizes share one trace,
+    and the result is the exact mean over every example."""
+    from src.fit import Evaluator
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    evaluator = Evaluator(classifier_loss(model))
+    rng = np.random.default_rng(0)
+    for n in (2500, 7, 1024):
+        x, y = rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, n)
+        out = evaluator.evaluate({"x": x, "y": y})
+        expected = np.mean(np.argmax(model(x).numpy(), -1) == y)
+        assert out["accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert evaluator.tracing_count() == 1
