@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from src.errors import ConfigError
 from src.schema import validate
+from src.tables import format_table
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,8 @@ def run(cfg: DictConfig) -> dict:
 
 
 def format_suite(title: str, results: list[tuple[str, float]], reference: str | None) -> str:
+    """The suite's table: each row's metric in percent, and its fraction of the reference row's."""
     ref = dict(results).get(reference) if reference else None
-    width = max(len(label) for label, _ in results)
-    header = f"{'':{width}}  accuracy" + (f"  fraction of {reference}" if ref else "")
-    lines = [title, header]
-    for label, value in results:
-        line = f"{label:{width}}  {100 * value:7.2f}%"
-        if ref:
-            line += f"  {value / ref:.3f}"
-        lines.append(line)
-    return "\n".join(lines)
+    rows = [{"row": label, "accuracy": f"{100 * value:.2f}%",
+             **({f"fraction of {reference}": f"{value / ref:.3f}"} if ref else {})} for label, value in results]
+    return title + "\n" + format_table(rows).rstrip()

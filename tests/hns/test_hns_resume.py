@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from procedures import hns_train
 from src import fit
@@ -107,15 +109,17 @@ def test_killed_slope_annealing_run_restores_the_slope_and_the_noise(make_cfg, t
     sa = [*TINY, "hns.stochastic=true", "hns.estimator=sa", "hns.rate=1.0"]
     straight_cfg = make_cfg(*sa, f"paths.runs={tmp_path / 'straight'}")
     cfg = make_cfg(*sa, f"paths.runs={tmp_path / 'killed'}")
-    save = fit._TrainingState.save
+    save = tf.train.CheckpointManager.save
+    joint = hns_train.artifact(straight_cfg).dir
 
-    def save_then_kill(state, history):
-        save(state, history)
-        if state.epoch == 2:
-            _kill_copy(state.run.dir, cfg)
-    monkeypatch.setattr(fit._TrainingState, "save", save_then_kill)
+    def save_then_kill(manager, checkpoint_number=None, **kwargs):
+        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == 2 and Path(manager.directory).parent == joint:
+            _kill_copy(joint, cfg)
+        return path
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_kill)
     straight = hns_train.run(straight_cfg)
-    monkeypatch.setattr(fit._TrainingState, "save", save)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
     assert straight["final_slope"] == pytest.approx(8.0, rel=1e-3)  # x2 per epoch
     _alpha_moves_every_epoch(straight_cfg)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 from models import RELU_SUFFIX
 from src.schema.datafree import SPECTRAL_MODES as MODES
@@ -52,7 +53,6 @@ def _linear_surrogate(layer) -> Callable:
     """x -> the non-negative linear(ised) map of `layer`: |kernel|, no bias; max-pooling
     becomes average pooling; dropout the identity. ValueError names what cannot be done."""
     import keras
-    import tensorflow as tf
     from keras import layers as kl
 
     def config_check(ok: bool, why: str):
@@ -108,8 +108,6 @@ def connectivity_blocks(model, layers: Sequence[str], batch: int = IDENTITY_BATC
     Computed generically by pushing the d_k one-hot inputs through the surrogate in
     batches; for Dense after Flatten this is exactly |W| in the flatten order.
     """
-    import tensorflow as tf
-
     layers = list(layers)
     if len(layers) < 2:
         raise ValueError(f"need at least two tapped layers to connect, got {layers}")

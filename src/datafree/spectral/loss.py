@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from src.datafree.spectral.statistics import graph_name, graph_names
 
@@ -41,8 +42,6 @@ class SpectralLoss:
 
     def __init__(self, stats: Mapping[str, np.ndarray], graphs: Sequence[str] | None = None,
                  out_of_band: float = 0.0):
-        import tensorflow as tf
-
         if out_of_band < 0:
             raise ValueError(f"out_of_band must be >= 0, got {out_of_band}")
         self.out_of_band = float(out_of_band)
@@ -60,8 +59,6 @@ class SpectralLoss:
         self.sizes = [int(p[0].shape[1]) for p in self.projections]
 
     def _signals(self, activations) -> dict:
-        import tensorflow as tf
-
         if isinstance(activations, Mapping):
             items = activations
         else:
@@ -74,8 +71,6 @@ class SpectralLoss:
 
     def _transform(self, activations, labels, residual: bool) -> list:
         """Per graph: (selected coefficients [B, C], out-of-band energy [B] or None)."""
-        import tensorflow as tf
-
         signals = self._signals(activations)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
         rows = tf.dynamic_partition(tf.range(tf.shape(labels)[0]), labels, self.num_classes)
@@ -97,9 +92,7 @@ class SpectralLoss:
         """The selected coefficients U_C(c)^T s of each example, per graph: [B, C_g]."""
         return [coefficients for coefficients, _ in self._transform(activations, labels, False)]
 
-    def per_example(self, activations, labels, targets) -> "tf.Tensor":
-        import tensorflow as tf
-
+    def per_example(self, activations, labels, targets) -> tf.Tensor:
         if isinstance(targets, Mapping):
             targets = [targets[g] for g in self.graphs]
         if len(targets) != len(self.graphs):
@@ -113,7 +106,5 @@ class SpectralLoss:
             terms.append(term)
         return tf.add_n(terms)
 
-    def __call__(self, activations, labels, targets) -> "tf.Tensor":
-        import tensorflow as tf
-
+    def __call__(self, activations, labels, targets) -> tf.Tensor:
         return tf.reduce_mean(self.per_example(activations, labels, targets))

@@ -1,0 +1,53 @@
+"""Reading a sweep back (src/sweep.py), the sweeper's headline metric, and the Optuna
+presets: everything of a sweep that needs no subprocess."""
+from __future__ import annotations
+
+import pytest
+
+from src.errors import ConfigError
+
+def test_unknown_optimized_metric_lists_the_known_ones(make_cfg):
+    from main import headline
+    cfg = make_cfg("procedure=train", "optimized_metric=val_acc")
+    with pytest.raises(ConfigError, match="optimized_metric=val_acc is not a metric of procedure train; it reports: "
+                                          "test_accuracy, epochs"):
+        headline(cfg, {"test_accuracy": 0.9, "epochs": 3, "note": "x"})
+    assert headline(make_cfg("optimized_metric=test_accuracy"), {"test_accuracy": 0.5}) == 0.5
+
+
+def test_over_seeds_means_each_setting_and_counts_flags():
+    from src.sweep import over_seeds
+    rows = [{"status": "done", "seed": str(s), "hns.estimator": e, "fii": f, "collapsed": c}
+            for s, e, f, c in [(0, "st1", 0.8, False), (1, "st1", 0.6, True), (0, "st2", 0.9, False),
+                               (1, "st2", 0.7, False)]]
+    rows.append({"status": "failed or running", "seed": "2", "hns.estimator": "st2"})
+    summary = over_seeds(rows, ["hns.estimator", "seed"], ["fii", "collapsed"], "fii")
+    assert summary == [
+        {"hns.estimator": "st1", "seeds": 2, "fii mean": pytest.approx(0.7), "fii min": 0.6, "fii max": 0.8,
+         "collapsed (seeds)": 1},
+        {"hns.estimator": "st2", "seeds": 2, "fii mean": pytest.approx(0.8), "fii min": 0.7, "fii max": 0.9,
+         "collapsed (seeds)": 0},
+    ]
+    assert over_seeds(rows, ["hns.estimator"], ["fii"], "fii") == []  # no seed swept: no summary
+
+
+def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
+    from src.sweep import job_folders
+    with pytest.raises(ConfigError, match="no such folder"):
+        job_folders(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="no job folders"):
+        job_folders(tmp_path)
+
+
+@pytest.mark.parametrize("preset,procedure,keys", [
+    ("distill_optuna", "distill", {"distill.temperature", "distill.kd_weight", "distill.ce_weight"}),
+    ("tree_optuna", "tree_distill", {"tree.depth", "tree.penalty_strength", "tree.penalty_decay", "tree.temperature"}),
+])
+def test_optuna_presets_compose(preset, procedure, keys):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
+    assert cfg.procedure.name == procedure and cfg.optimized_metric == "test_accuracy"
+    assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.sweeper.direction == "maximize"
