@@ -5,7 +5,7 @@ kernel against the reference code's recipe rebuilt in the same process, on the s
                                         [--batches 8] [--repeats 3]
 
 seed  one batch of 64 at a time: a variable and Adam slots reset for each batch, then one
-      compiled step per call, `steps` calls (the reference code made one session call per step).
+      compiled step per call, `steps` calls (the reference code made one TF1 run call per step).
       This is kinder to the reference code than its TF1 code, which also rebuilt ops in its loops.
 ours  src.datafree.reconstruct.InputOptimizer on all `batches` x 64 inputs at once, 100 steps per
       compiled call.
