@@ -38,6 +38,7 @@ def main(cfg: DictConfig) -> float | None:
     """Run one procedure; return its headline metric for sweepers (optimized_metric)."""
     try:
         validate(cfg)
+        runstore.check_writable(cfg.paths.runs)
         procedure = importlib.import_module(f"procedures.{cfg.procedure.name}")
         metrics = procedure.run(cfg)
         write_job_result(cfg, metrics)

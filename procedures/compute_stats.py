@@ -23,7 +23,7 @@ import models
 from procedures._upstream import load_data, teacher_name, upstream
 from src import runtime
 from src.datafree.plots import mean_activations_png
-from src.datafree.statistics import layer_statistics, spectral_statistics
+from src.datafree.statistics import check_class_counts, layer_statistics, spectral_statistics
 from src.datafree.taps import ActivationTap
 from src.runstore import Run, atomic_write, locate
 
@@ -39,6 +39,8 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
+    check_class_counts(np.bincount(data.y_train, minlength=data.num_classes), cfg.optimize.classes,
+                       f"the training split of {data.name}")
     teacher, source = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
     run_ = artifact(cfg)
     metrics = run_.produce(cfg, lambda: _compute(cfg, run_, data, teacher, source), "compute_stats")

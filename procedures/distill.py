@@ -28,7 +28,7 @@ from src.augment import make_augment
 from src.errors import ArtifactError
 from src.fit import Fitter
 from src.kd.loss import make_loss
-from src.kd.scores import gap_recovered, test_metrics, with_teacher_logits
+from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
 from src.runstore import Run, atomic_write, file_digest, locate
 from src.tables import format_table
 
@@ -117,16 +117,23 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
     seconds = time.perf_counter() - started
     atomic_write(run_.file("model.keras"), lambda tmp: student.save(tmp))
-    metrics = {**test_metrics(student, teacher, data.x_test, data.y_test, "test"), "teacher_source": teacher_source,
+    held_out = split_metrics(student, teacher, val["x"], val["y"], "val") if len(val["x"]) else {}
+    metrics = {**split_metrics(student, teacher, data.x_test, data.y_test, "test"), "teacher_source": teacher_source,
+               "val_accuracy": held_out.get("val_accuracy"), "val_agreement": held_out.get("val_agreement"),
+               "teacher_val_accuracy": held_out.get("teacher_val_accuracy"),
                "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
                "resumed_from_epoch": result.resumed_from, "train_examples": len(train["x"]),
                "student_params": int(student.count_params()), "teacher_params": int(teacher.count_params())}
     if scratch is not None:
         scratch_model = load_model(Path(scratch["dir"]), "scratch student")
-        baseline = test_metrics(scratch_model, teacher, data.x_test, data.y_test, "scratch_test")
+        baseline = split_metrics(scratch_model, teacher, data.x_test, data.y_test, "scratch_test")
         metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
                         "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
         metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]
+        if kd.data == "dataset" and metrics["val_accuracy"] is not None:  # the same real validation split
+            metrics["scratch_val_accuracy"] = scratch.get("val_accuracy")
+            if metrics["scratch_val_accuracy"] is not None:
+                metrics["val_kd_gain"] = metrics["val_accuracy"] - metrics["scratch_val_accuracy"]
         metrics["gap_recovered"] = gap_recovered(metrics["test_accuracy"], metrics["scratch_test_accuracy"],
                                                  metrics["teacher_test_accuracy"])
     metrics["agreement"] = metrics.pop("test_agreement")
@@ -135,17 +142,19 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
 
 
 def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
-    rows = [{"model": f"teacher {teacher_name(cfg, cfg.teacher.path)}", "test acc": m["teacher_test_accuracy"],
-             "agreement with teacher": 1.0}]
+    rows = [{"model": f"teacher {teacher_name(cfg, cfg.teacher.path)}", "val acc": m.get("teacher_val_accuracy"),
+             "test acc": m["teacher_test_accuracy"], "agreement with teacher": 1.0}]
     if "scratch_test_accuracy" in m:
-        rows.append({"model": f"student {cfg.student.name} from scratch", "test acc": m["scratch_test_accuracy"],
-                     "agreement with teacher": m["scratch_agreement"]})
-    rows.append({"model": f"student {cfg.student.name} distilled", "test acc": m["test_accuracy"],
-                 "agreement with teacher": m["agreement"]})
+        rows.append({"model": f"student {cfg.student.name} from scratch", "val acc": m.get("scratch_val_accuracy"),
+                     "test acc": m["scratch_test_accuracy"], "agreement with teacher": m["scratch_agreement"]})
+    rows.append({"model": f"student {cfg.student.name} distilled", "val acc": m.get("val_accuracy"),
+                 "test acc": m["test_accuracy"], "agreement with teacher": m["agreement"]})
     lines = [format_table(rows).rstrip()]
     if m.get("kd_gain") is not None:
         recovered = m.get("gap_recovered")
-        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f", gap recovered {recovered:.0%}" if recovered is not None
-                                                      else ", teacher no better than scratch: no gap to recover"))
+        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f" (validation {m['val_kd_gain']:+.4f})"
+                                                      if m.get("val_kd_gain") is not None else "")
+                     + (f", gap recovered {recovered:.0%}" if recovered is not None
+                        else ", teacher no better than scratch: no gap to recover"))
     lines.append(f"artifacts: {run_.dir}")
     print("\n".join(lines), flush=True)

@@ -38,7 +38,7 @@ from src.hns.losses import reconstruction_loss
 from src.hns.pretrain import pretrain_hider
 from src.hns.model import HideAndSeek, build_joint_model, slope_rate, transfer_by_name
 from src.hns.plots import curves_png, masks_png
-from src.hns.scores import best_fii, chosen_figures, per_alpha, score, select
+from src.hns.scores import chosen_figures, oracle_fii, per_alpha, score, select
 from src.losses import classifier_loss
 from src.runstore import Run, atomic_write, file_digest, locate
 from src.schema.hns import binary_layer
@@ -219,7 +219,7 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
     fill = float(np.mean(data.x_test))
     mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
     files = _save(model, run_, data, history, cfg)
-    metrics = {**chosen_figures(chosen, rows), "mask_only_accuracy": mask_only, **best_fii(history, rows),
+    metrics = {**chosen_figures(chosen, rows), "mask_only_accuracy": mask_only, **oracle_fii(history, rows),
                "final_fii": final["test_fii"], "final_collapsed": final["test_collapsed"],
                "train_hidden": final["hidden"], "interpretability_first_epoch": history[0]["test_interpretability"],
                "baseline": baseline, "baseline_source": baseline_source, **sources,
@@ -271,7 +271,7 @@ def _print_summary(m: dict, run_: Run) -> None:
     lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}, "
                  f"{share:.0%} of the test accuracy: how much the mask's layout tells by itself")
     lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f} "
-                 f"(FII {pct(m['final_fii'])}); best FII {pct(m['best_fii'])} at {m['best_fii_at']}")
+                 f"(FII {pct(m['final_fii'])})")
     if len(m["alphas"]) > 1:
         table = [{"alpha": f"{r['alpha']:.2f}", "acc": r["accuracy"], "F": r["fidelity"], "I": r["interpretability"],
                   "FII": r["fii"], "val FII": r.get("val_fii")} for r in m["alphas"]]

@@ -24,7 +24,7 @@ from src import runtime
 from src.datafree.objectives import default_lr, make_objective
 from src.datafree.plots import sample_grid_png
 from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
-from src.errors import ConfigError
+from src.datafree.statistics import check_class_counts
 from src.fit import predict_logits
 from src.runstore import Run, atomic_write, is_done, locate, read_json
 from src.schema.datafree import SPECTRAL_GRAPHS
@@ -107,9 +107,7 @@ def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tup
     op = cfg.optimize
     num_classes = len(stats["count"])
     classes = sorted(op.classes) if op.classes is not None else list(range(num_classes))
-    bad = [c for c in classes if not 0 <= c < num_classes]
-    if bad:
-        raise ConfigError(f"optimize.classes={list(op.classes)}: classes {bad} do not exist (0..{num_classes - 1})")
+    check_class_counts(stats["count"], classes, "the teacher's statistics")
     objective = make_objective(op, cfg.seed, teacher, stats)
     lr = op.lr if op.lr is not None else default_lr(teacher)
     optimizer = InputOptimizer(objective.loss, lr=lr, batch_size=op.batch_size, clip=op.clip,

@@ -32,16 +32,16 @@ SETTINGS = {
     "tree_distill": ["model.name", "tree.depth", "tree.labels", "tree.temperature"],
 }
 METRICS = {
-    "train": ["test_accuracy", "epochs", "train_seconds"],
+    "train": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"],
     "evaluate": ["test_accuracy", "test_loss"],
-    "distill": ["test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy", "kd_gain", "agreement",
-                "gap_recovered"],
-    "hns_train": ["fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
+    "distill": ["val_accuracy", "val_kd_gain", "test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy",
+                "kd_gain", "agreement", "gap_recovered"],
+    "hns_train": ["val_fii", "fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
                   "mask_only_accuracy", "selected", "final_fii", "test_accuracy_sampled", "interpretability_sampled",
-                  "train_hidden", "final_alpha", "best_fii", "epochs"],
-    "hns_seeker": ["test_accuracy", "epochs", "train_seconds"],
+                  "train_hidden", "final_alpha", "epochs"],
+    "hns_seeker": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"],
     "hns_hider": ["test_bce", "test_mse", "epochs"],
-    "tree_distill": ["test_accuracy", "hard_test_accuracy", "sklearn_test_accuracy", "teacher_test_accuracy",
+    "tree_distill": ["val_accuracy", "val_distill_gain", "test_accuracy", "hard_test_accuracy", "sklearn_test_accuracy", "teacher_test_accuracy",
                      "distill_gain", "agreement", "seconds_per_epoch"],
 }
 

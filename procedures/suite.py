@@ -5,20 +5,25 @@
 Each row is a set of command-line overrides composed on top of the current command line
 (so `dataset=fashion_mnist seed=1` applies to every row), run in-process through the run
 store (finished rows are reused), and reported by `suite.rows[i].metric`. With
-`suite.reference`, a column gives each row's metric as a fraction of that row's.
+`suite.reference`, a column gives each row's metric as a fraction of that row's. With
+`suite.seeds=[0,1,2]` every row runs once per seed and the table gives the mean, the
+standard deviation and the 95% Student-t interval over seeds (for the fraction: of the
+per-seed ratios, a paired comparison).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 
+import numpy as np
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from procedures._upstream import upstream
 from src.errors import ConfigError
 from src.schema import validate
+from src.stats import seed_interval
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -26,10 +31,11 @@ log = logging.getLogger(__name__)
 
 def _row_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The user's own overrides (the preset included), then the row's; the row's
-    procedure= replaces the suite's."""
+    procedure= and seed= replace the suite's."""
     if not GlobalHydra.instance().is_initialized():
         raise ConfigError("procedure=suite runs through main.py (it composes each row with Hydra)")
-    base = [o for o in HydraConfig.get().overrides.task if not o.startswith("procedure=")]
+    replaced = tuple(o.split("=", 1)[0] + "=" for o in overrides if "=" in o)
+    base = [o for o in HydraConfig.get().overrides.task if not o.startswith(("procedure=", *replaced))]
     row = compose(config_name="config", overrides=[*base, *overrides])
     validate(row)
     return row
@@ -38,21 +44,46 @@ def _row_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 def run(cfg: DictConfig) -> dict:
     if not cfg.suite.rows:
         raise ConfigError("suite.rows is empty: use a preset such as experiment=datafree_lenet")
+    seeds = list(cfg.suite.seeds) or [cfg.seed]
     results = []
     for row in cfg.suite.rows:
-        row_cfg = _row_config(cfg, list(row.overrides))
-        log.info("suite %s: %s -> procedure=%s %s", cfg.suite.title, row.label, row_cfg.procedure.name,
-                 " ".join(row.overrides))
-        metrics = importlib.import_module(f"procedures.{row_cfg.procedure.name}").run(row_cfg)
-        results.append((row.label, float(metrics[row.metric])))
-    table = format_suite(cfg.suite.title, results, cfg.suite.reference)
-    print(table, flush=True)
-    return {label: value for label, value in results}
+        values = []
+        for seed in seeds:
+            row_cfg = _row_config(cfg, [*row.overrides, f"seed={seed}"])
+            log.info("suite %s: %s, seed %d -> procedure=%s %s", cfg.suite.title, row.label, seed,
+                     row_cfg.procedure.name, " ".join(row.overrides))
+            values.append(float(upstream(row_cfg.procedure.name).run(row_cfg)[row.metric]))
+        results.append((row.label, values))
+    print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds), flush=True)
+    return {label: float(np.mean(values)) for label, values in results}
 
 
-def format_suite(title: str, results: list[tuple[str, float]], reference: str | None) -> str:
-    """The suite's table: each row's metric in percent, and its fraction of the reference row's."""
+def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int]) -> str:
+    """The suite's table: each row's metric in percent (mean over seeds, with its 95%
+    interval when there are several), and its fraction of the reference row's, paired by
+    seed (the interval of the per-seed ratios)."""
     ref = dict(results).get(reference) if reference else None
-    rows = [{"row": label, "accuracy": f"{100 * value:.2f}%",
-             **({f"fraction of {reference}": f"{value / ref:.3f}"} if ref else {})} for label, value in results]
-    return title + "\n" + format_table(rows).rstrip()
+    rows = []
+    for label, values in results:
+        row = {"row": label, **_percent("accuracy", values, len(seeds))}
+        if ref:
+            row.update(_fraction(f"fraction of {reference}", [v / r for v, r in zip(values, ref)], len(seeds)))
+        rows.append(row)
+    heading = f"{title} ({len(seeds)} seeds: {', '.join(map(str, seeds))})" if len(seeds) > 1 else title
+    return heading + "\n" + format_table(rows).rstrip()
+
+
+def _percent(name: str, values: list[float], seeds: int) -> dict:
+    i = seed_interval(values)
+    out = {name: f"{100 * i['mean']:.2f}%"}
+    if seeds > 1:
+        out.update({"std": f"{100 * i['std']:.2f}", "95% CI": f"[{100 * i['low']:.2f}, {100 * i['high']:.2f}]"})
+    return out
+
+
+def _fraction(name: str, values: list[float], seeds: int) -> dict:
+    i = seed_interval(values)
+    out = {name: f"{i['mean']:.3f}"}
+    if seeds > 1:
+        out[f"{name} 95% CI"] = f"[{i['low']:.3f}, {i['high']:.3f}]"
+    return out

@@ -59,9 +59,11 @@ def fit_classifier(cfg: DictConfig, run_: Run, model, data) -> dict:
                         val={"x": data.x_val, "y": data.y_val}, early_stopping=cfg.train.early_stopping,
                         max_steps=cfg.train.max_steps)
     seconds = time.perf_counter() - started
+    val = fitter.evaluate({"x": data.x_val, "y": data.y_val}) if len(data.x_val) else {}
     test = fitter.evaluate({"x": data.x_test, "y": data.y_test})
     atomic_write(run_.file("model.keras"), lambda tmp: model.save(tmp))
     metrics = {
+        "val_accuracy": val.get("accuracy"), "val_loss": val.get("loss"),
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "train_seconds": seconds, "resumed_from_epoch": result.resumed_from,

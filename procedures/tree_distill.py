@@ -176,7 +176,9 @@ def _distill_tree(cfg, run_: Run, data: datasets.Dataset, teacher, teacher_sourc
     plots.tree_png(tree_layer(model).snapshot(), data.input_shape, run_.file("tree.png"),
                    title=f"depth-{t.depth} soft decision tree, {t.labels} labels, {data.name}")
     teacher_test = predict_logits(teacher, data.x_test) if teacher is not None else None
-    metrics = {**evaluate_tree(model, data.x_test, data.y_test, teacher_test), "labels": t.labels,
+    val_accuracy = evaluate_tree(model, data.x_val, data.y_val, None, "val")["val_accuracy"] if len(data.x_val) else None
+    metrics = {**evaluate_tree(model, data.x_test, data.y_test, teacher_test), "val_accuracy": val_accuracy,
+               "labels": t.labels,
                "depth": t.depth, "leaves": 2 ** t.depth, "params": int(model.count_params()),
                "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
                "seconds_per_epoch": seconds / max(result.epochs_run, 1), "train_examples": len(data.x_train),
@@ -188,7 +190,10 @@ def _distill_tree(cfg, run_: Run, data: datasets.Dataset, teacher, teacher_sourc
                        teacher_source=teacher_source, teacher_params=int(teacher.count_params()))
     if hard is not None:
         metrics.update(hard_test_accuracy=hard["test_accuracy"], hard_run=hard["dir"],
-                       distill_gain=metrics["test_accuracy"] - hard["test_accuracy"])
+                       distill_gain=metrics["test_accuracy"] - hard["test_accuracy"],
+                       hard_val_accuracy=hard.get("val_accuracy"))
+        if val_accuracy is not None and hard.get("val_accuracy") is not None:
+            metrics["val_distill_gain"] = val_accuracy - hard["val_accuracy"]
     if t.sklearn:
         reused = hard.get("sklearn_test_accuracy") if hard else None
         metrics["sklearn_test_accuracy"] = reused if reused is not None else sklearn_accuracy(

@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.errors import ArtifactError
+
 DONE = "DONE"
 KEY_VERSION = 2  # part of every key: raised when the key format changes, so old stores are recomputed once
 log = logging.getLogger(__name__)
@@ -177,6 +179,21 @@ def is_done(folder: Path) -> bool:
         (folder / name).is_file() and (folder / name).stat().st_size == size
         for name, size in files.items()
     )
+
+
+def check_writable(runs_root: str | Path) -> Path:
+    """The run store's folder, created if needed; a one-line error naming it and the fix
+    when it cannot be created or written (a read-only or full disk, /proc, ...)."""
+    root = Path(runs_root).expanduser()
+    probe = root / f".write-test-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as error:
+        raise ArtifactError(f"paths.runs={runs_root}: the run store cannot be written there ({error.strerror or error}); "
+                            f"fix: paths.runs=<a writable folder>") from None
+    return root
 
 
 def locate(runs_root: str | Path, dataset: str, procedure: str, name: str, key: dict) -> Run:

@@ -1,6 +1,6 @@
 """Reading a Hydra sweep folder back: one row per job, the swept keys as columns, the
-mean over seeds of each setting when seeds were swept, and a plot of the headline metric
-against each swept key (`report report.sweep=<folder>`).
+mean, spread and 95% interval over seeds of each setting when seeds were swept, and a
+plot of the headline metric against each swept key (`report report.sweep=<folder>`).
 
 Each job folder holds Hydra's `.hydra/overrides.yaml` (what the job was given) and the
 `result.json` that main.py writes when the job finishes; a job without it failed or is
@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.runstore import read_json
+from src.stats import PAIRED, excludes_zero, seed_interval
 
 
 def job_folders(sweep: Path) -> list[Path]:
@@ -61,8 +62,10 @@ def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
 
 def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline: str) -> list[dict]:
     """When `seed` is swept: one row per setting of the other swept keys, over its finished
-    seeds: the mean of each numeric metric, the headline's min and max, and how many seeds
-    a flag (e.g. hns_train's `collapsed`) was true for. Empty when no seed was swept."""
+    seeds. Every numeric metric gets its mean; the headline and the paired gains
+    (src.stats.PAIRED) also get the standard deviation and the 95% Student-t interval, and a
+    gain says whether its interval excludes 0. A flag (e.g. hns_train's `collapsed`)
+    counts the seeds it was true for. Empty when no seed was swept."""
     if "seed" not in swept:
         return []
     keys = [k for k in swept if k != "seed"]
@@ -74,15 +77,25 @@ def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline:
     for setting, members in groups.items():
         out = {**{k: parse_value(v) for k, v in zip(keys, setting)}, "seeds": len(members)}
         for name in metrics:
-            values = [m.get(name) for m in members]
-            if all(isinstance(v, bool) for v in values):
-                out[f"{name} (seeds)"] = sum(values)
-            elif all(isinstance(v, (int, float)) for v in values):
-                out[f"{name} mean"] = sum(values) / len(values)
-                if name == headline:
-                    out[f"{name} min"], out[f"{name} max"] = min(values), max(values)
+            out.update(_summarise(name, [m.get(name) for m in members], with_interval=name == headline or name in PAIRED))
         summary.append(out)
     return summary
+
+
+def _summarise(name: str, values: list, with_interval: bool) -> dict:
+    if values and all(isinstance(v, bool) for v in values):
+        return {f"{name} (seeds)": sum(values)}
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return {}
+    interval = seed_interval(values)
+    if not with_interval:
+        return {f"{name} mean": interval["mean"]}
+    out = {f"{name} mean": interval["mean"], f"{name} std": interval["std"],
+           f"{name} ci95 low": interval["low"], f"{name} ci95 high": interval["high"]}
+    if name in PAIRED:
+        verdict = excludes_zero(interval)
+        out[f"{name} vs 0"] = {True: "excludes 0", False: "includes 0", None: "one seed"}[verdict]
+    return out
 
 
 def _sweeper_params(job: Path) -> list[str]:

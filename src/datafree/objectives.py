@@ -85,13 +85,15 @@ class LayerwiseObjective:
             raise ArtifactError(f"the stats have no 'logits' layer (they have {all_layers}); "
                                 "recompute them with stats.layers=null")
         self.temperature = float(stats["temperature"])
-        self.factors = {}
+        classes = range(len(stats["count"])) if self.op.classes is None else self.op.classes
+        self.factors = {}  # per layer: {class: Cholesky factor, or per-unit std}, of the classes reconstructed
         for name in self.layers:
             if f"cov/{name}" in stats:
-                self.factors[name] = [cholesky_with_jitter(cov, self.op.jitter, f"class {c} covariance of {name}")[0]
-                                      for c, cov in enumerate(stats[f"cov/{name}"])]
+                covs = stats[f"cov/{name}"]
+                self.factors[name] = {c: cholesky_with_jitter(covs[c], self.op.jitter, f"class {c} covariance of {name}")[0]
+                                      for c in classes}
             else:
-                self.factors[name] = list(stats[f"std/{name}"].astype(np.float64))
+                self.factors[name] = {c: stats[f"std/{name}"][c].astype(np.float64) for c in classes}
         self.means = {name: stats[f"mean/{name}"].astype(np.float64) for name in self.layers}
         self.dropout = self.op.objective == "all_layers_dropout"
         if self.dropout:

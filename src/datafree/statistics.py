@@ -7,6 +7,22 @@ import tensorflow as tf
 
 from src.datafree import spectral
 from src.datafree.taps import ActivationTap
+from src.errors import ConfigError
+
+
+def check_class_counts(counts, classes=None, where: str = "the training split") -> None:
+    """ConfigError naming every class (of `classes`, default all) that does not exist or has
+    fewer than two examples: its mean and covariance are undefined, so no target can be
+    sampled for it."""
+    wanted = range(len(counts)) if classes is None else list(classes)
+    missing = [c for c in wanted if not 0 <= c < len(counts)]
+    if missing:
+        raise ConfigError(f"optimize.classes={wanted}: classes {missing} do not exist (0..{len(counts) - 1})")
+    few = [f"class {c} has {int(counts[c])}" for c in wanted if counts[c] < 2]
+    if few:
+        raise ConfigError(f"{'; '.join(few)} example(s) in {where}: per-class statistics need at least 2; fix: more "
+                          f"training data (dataset.train_limit, a smaller train.val_split), or leave the class out "
+                          f"with optimize.classes=[...]")
 
 
 def layer_statistics(tap: ActivationTap, x: np.ndarray, y: np.ndarray, num_classes: int, stats) -> dict:
@@ -39,7 +55,7 @@ def layer_statistics(tap: ActivationTap, x: np.ndarray, y: np.ndarray, num_class
                 second[i][c] += s2.numpy()
 
     arrays = {"layers": np.array(tap.layers), "temperature": np.float64(tap.temperature), "count": count}
-    n = np.maximum(count, 2).astype(np.float64)
+    n = np.where(count >= 2, count, np.nan)  # a class with fewer than 2 examples has no statistics: NaN
     for name, d, f, s1, s2, shape in zip(tap.layers, tap.dims, full, first, second, tap.shapes):
         mean = s1 / n[:, None]
         if f:  # unbiased covariance from float64 sums: (S2 - n mu mu^T) / (n - 1)

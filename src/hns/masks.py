@@ -66,18 +66,22 @@ def sample(a: tf.Tensor, u: tf.Tensor, estimator: str, slope: tf.Tensor | float 
 
 def reinforce_surrogate(a: tf.Tensor, mask: tf.Tensor, per_example_loss: tf.Tensor) -> tf.Tensor:
     """A scalar whose gradient with respect to a is the REINFORCE estimate
-        dJ/da[b, i] = (J_b - c_i) (H[b, i] - sigmoid(a[b, i])) / B
+        dJ/da[b, i] = (J_b - c_bi) (H[b, i] - sigmoid(a[b, i])) / B
     (mean over the batch of the per-example loss J), with the variance-reducing baseline
-    of Bengio et al. (2013), per mask unit i, estimated on the batch:
-        c_i = sum_b (H - p)^2[b, i] J_b / sum_b (H - p)^2[b, i].
-    Its value is not a loss: add `s - stop_gradient(s)` to the loss so it only steers
-    the gradient. The per-example loss must be the real one: with a constant loss the
-    baseline equals it and the gradient is exactly 0."""
+    of Bengio et al. (2013) per mask unit i, estimated on the other examples of the batch:
+        c_bi = sum_{b' != b} (H - p)^2[b', i] J_b' / sum_{b' != b} (H - p)^2[b', i].
+    Leaving the example's own (H, J) out keeps the estimate unbiased: a baseline that
+    includes it is correlated with the example's own sample and shrinks the expected
+    gradient by O(1/B). Its value is not a loss: add `s - stop_gradient(s)` to the loss so
+    it only steers the gradient. The per-example loss must be the real one: with a
+    constant loss the baseline equals it and the gradient is exactly 0."""
     mask = tf.stop_gradient(mask)
     loss = tf.stop_gradient(tf.cast(per_example_loss, a.dtype))
     loss = tf.reshape(loss, [-1] + [1] * (len(a.shape) - 1))
     residual2 = tf.stop_gradient(tf.square(mask - tf.sigmoid(a)))
-    baseline = tf.reduce_sum(residual2 * loss, axis=0) / (tf.reduce_sum(residual2, axis=0) + 1e-8)
+    weighted, weights = residual2 * loss, residual2
+    others = tf.reduce_sum(weighted, axis=0) - weighted  # every example's baseline without itself
+    baseline = others / (tf.reduce_sum(weights, axis=0) - weights + 1e-8)
     advantage = tf.stop_gradient(loss - baseline)
     log_prob = -tf.nn.sigmoid_cross_entropy_with_logits(labels=mask, logits=a)  # log P(H | a)
     per_example = tf.reduce_sum(tf.reshape(advantage * log_prob, [tf.shape(a)[0], -1]), axis=1)

@@ -1,5 +1,6 @@
-"""How a distilled student is judged: test accuracy on true labels at T = 1, top-1
-agreement with its teacher, and the share of the teacher's lead it recovers."""
+"""How a distilled student is judged: accuracy on true labels at T = 1, top-1 agreement
+with its teacher, and the share of the teacher's lead it recovers; on the validation
+split (what choices are made on) and on the test split (the reported figure)."""
 from __future__ import annotations
 
 from src.fit import Evaluator, predict_logits
@@ -11,8 +12,9 @@ def with_teacher_logits(teacher, arrays: dict) -> dict:
     return {**arrays, "t": predict_logits(teacher, arrays["x"])}
 
 
-def test_metrics(model, teacher, x, y, prefix: str) -> dict:
-    """Accuracy on the test split (true labels, T=1) and top-1 agreement with the teacher."""
+def split_metrics(model, teacher, x, y, prefix: str) -> dict:
+    """On one split (x, y): the model's accuracy (T=1), the teacher's, and their top-1
+    agreement, as {prefix}_accuracy, teacher_{prefix}_accuracy, {prefix}_agreement."""
     arrays = with_teacher_logits(teacher, {"x": x, "y": y})
 
     def measures(batch: dict, training: bool) -> dict:
@@ -21,7 +23,7 @@ def test_metrics(model, teacher, x, y, prefix: str) -> dict:
                 "agreement": agreement(logits, batch["t"])}
 
     out = Evaluator(measures).evaluate(arrays)
-    return {f"{prefix}_accuracy": out["accuracy"], "teacher_test_accuracy": out["teacher"],
+    return {f"{prefix}_accuracy": out["accuracy"], f"teacher_{prefix}_accuracy": out["teacher"],
             f"{prefix}_agreement": out["agreement"]}
 
 

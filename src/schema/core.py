@@ -20,6 +20,17 @@ LR_SCHEDULES = ("cosine", "constant")
 MODEL_INITS = ("default", "paper")
 REPORT_FORMATS = ("markdown", "csv")
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
+# Figures measured on the test split that a sweeper must not choose by, and the validation
+# figure to choose by instead (every test_* metric maps to its val_* twin).
+TEST_FIGURES = {"kd_gain": "val_kd_gain", "distill_gain": "val_distill_gain", "fii": "val_fii",
+                "fidelity": "val_fidelity", "interpretability": "val_interpretability", "agreement": "val_agreement"}
+
+
+def validation_twin(metric: str) -> str | None:
+    """The validation metric to optimise instead of `metric`, when `metric` is a test figure."""
+    if metric.startswith("test_"):
+        return "val_" + metric[len("test_"):]
+    return TEST_FIGURES.get(metric)
 
 
 def require(ok: bool, message: str) -> None:
@@ -85,6 +96,7 @@ class SuiteConfig:
     title: str = ""
     reference: Optional[str] = None  # label of the row the others are divided by ("fraction of teacher")
     rows: list[SuiteRow] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # run every row once per seed (mean and 95% CI); [] = `seed` only
 
 
 @dataclass
@@ -135,3 +147,6 @@ def check(cfg) -> None:
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
+    twin = validation_twin(cfg.optimized_metric) if cfg.optimized_metric else None
+    require(twin is None, f"optimized_metric={cfg.optimized_metric} is measured on the test split, which only reports "
+                          f"the final figure: optimise optimized_metric={twin} (the validation split) instead")

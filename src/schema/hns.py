@@ -87,6 +87,10 @@ def check(cfg) -> None:
     if cfg.procedure.name != "hns_train":
         return
     stochastic, estimator = binary_layer(h)
+    require(cfg.distribute == "none" or (h.alpha is not None and estimator != "reinforce"),
+            f"distribute={cfg.distribute} with hns_train: the adaptive alpha watches a batch loss and the REINFORCE "
+            f"baseline is a batch statistic, which each replica would take on its own share of the batch; train on "
+            f"one device (distribute=none), or with a constant hns.alpha and another estimator")
     if h.rate is not None and estimator != "sa":
         layer = f"estimator {estimator}" if stochastic else "a deterministic layer (hns.stochastic=false)"
         log.warning("hns.rate=%s is ignored with %s: only hns.estimator=sa anneals a slope", h.rate, layer)

@@ -42,5 +42,9 @@ def check(cfg) -> None:
                                              "learn nothing (set distill.kd_weight=1)")
     require_choice(kd.soft_loss, SOFT_LOSSES, "distill.soft_loss")
     require_choice(kd.data, DISTILL_DATA, "distill.data")
-    if kd.data == "reconstructed" and kd.objective is not None:
-        require_choice(kd.objective, OBJECTIVES, "distill.objective")
+    if kd.data == "reconstructed":
+        require(kd.objective is not None or kd.data_path is not None,
+                "distill.data=reconstructed needs distill.objective=... (which reconstruction, e.g. top_layer or "
+                "all_layers) or distill.data_path=/path/to/data.npz")
+        if kd.objective is not None:
+            require_choice(kd.objective, OBJECTIVES, "distill.objective")

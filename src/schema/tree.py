@@ -70,6 +70,9 @@ def check(cfg) -> None:
     patience = cfg.train.early_stopping if t.early_stopping is None else t.early_stopping
     require(not (patience and cfg.train.val_split == 0),
           "tree early stopping needs a validation split: set train.val_split (e.g. 0.1) or tree.early_stopping=0")
+    require(cfg.procedure.name != "tree_distill" or cfg.distribute == "none",
+            f"distribute={cfg.distribute} with tree_distill: the balancing penalty's running sums are batch "
+            f"statistics, and each replica would keep its own half; train the tree on one device (distribute=none)")
     index = t.explain.index
     require(index is None or index >= 0,
           f"tree.explain.index={index}: the position of a test image, >= 0 (or null for no decision-path picture)")

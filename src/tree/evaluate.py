@@ -13,9 +13,11 @@ from src.losses import accuracy, agreement
 from src.tree import plots
 
 
-def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarray | None) -> dict:
-    """Test accuracy by the tree's own rule and by both rules, agreement with the teacher,
-    and how many leaves the test set actually lands in."""
+def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarray | None,
+                  split: str = "test") -> dict:
+    """On one split: accuracy by the tree's own rule and by both rules
+    ({split}_accuracy, {split}_accuracy_max_path, {split}_accuracy_mixture), agreement with
+    the teacher, and how many leaves the split's examples actually land in."""
     layer = tree_layer(model)
     arrays = {"x": x, "y": y}
     if teacher_logits is not None:
@@ -34,8 +36,8 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
     out = Evaluator(measures).evaluate(arrays)
     leaves = np.concatenate([np.argmax(np.asarray(route(model, x[i:i + EVAL_BATCH])["log_leaf"]), -1)
                              for i in range(0, len(x), EVAL_BATCH)]) if len(x) else np.zeros(0)
-    metrics = {"test_accuracy": out[layer.predict], "test_accuracy_max_path": out["max_path"],
-               "test_accuracy_mixture": out["mixture"], "leaves_used": int(len(np.unique(leaves)))}
+    metrics = {f"{split}_accuracy": out[layer.predict], f"{split}_accuracy_max_path": out["max_path"],
+               f"{split}_accuracy_mixture": out["mixture"], "leaves_used": int(len(np.unique(leaves)))}
     if teacher_logits is not None:
         metrics["agreement"] = out[f"{layer.predict}_agreement"]
     return metrics

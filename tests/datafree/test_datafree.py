@@ -150,3 +150,25 @@ def test_spectral_objective_on_stats_without_spectral_part(make_cfg, monkeypatch
     monkeypatch.setattr(optimize_dataset, "SPECTRAL_GRAPHS", {"spectral_all_layers": None})
     with pytest.raises(ArtifactError, match="needs spectral statistics.*stats.spectral"):
         optimize_dataset.run(cfg)
+
+
+def test_a_class_with_fewer_than_two_examples_is_refused_before_the_teacher_trains(make_cfg):
+    cfg = make_cfg("procedure=compute_stats", "model=hinton800", "dataset.num_samples=13", "train.val_split=0")
+    with pytest.raises(ConfigError, match=r"class \d+ has [01] example\(s\) in the training split of synthetic: "
+                                          r"per-class statistics need at least 2.*optimize.classes"):
+        compute_stats.run(cfg)
+    assert not train.artifact(cfg).dir.exists()
+
+
+def test_statistics_of_a_one_example_class_are_undefined_not_halved():
+    import keras
+
+    from src.datafree.statistics import layer_statistics
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits", kernel_initializer="identity")(inputs))
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+    stats = layer_statistics(ActivationTap(model, ["logits"]), x, np.array([0, 0, 1]), 2,
+                             type("S", (), {"max_cov_dim": 8, "batch_size": 8})())
+    np.testing.assert_allclose(stats["mean/logits"][0], [2.0, 3.0])  # (1 + 3) / 2, (2 + 4) / 2
+    np.testing.assert_allclose(stats["cov/logits"][0], [[2.0, 2.0], [2.0, 2.0]])  # unbiased: 2 / (2 - 1)
+    assert stats["count"].tolist() == [2, 1] and np.isnan(stats["mean/logits"][1]).all()

@@ -39,6 +39,12 @@ def test_bad_values_rejected_before_tensorflow(cli, tmp_path, override):
     assert "ConfigError" in result.output and override.split("=")[0] in result.output
 
 
+def test_an_unwritable_run_store_is_refused_before_tensorflow(cli, tmp_path):
+    result = cli("procedure=train", "paths.runs=/proc/kd-runner-runs", env=_fake_tensorflow(tmp_path))
+    assert result.returncode == 2 and "paths.runs=/proc/kd-runner-runs: the run store cannot be written" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_unknown_model_lists_choices(cli):
     result = cli("model=resnet9000")
     assert result.returncode != 0

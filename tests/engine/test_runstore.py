@@ -132,3 +132,15 @@ def test_the_key_version_is_part_of_every_key(tmp_path, monkeypatch):
     before = locate(tmp_path, "d", "p", "n", {"a": 1})
     monkeypatch.setattr(runstore, "KEY_VERSION", KEY_VERSION + 1)
     assert locate(tmp_path, "d", "p", "n", {"a": 1}).dir != before.dir
+
+
+def test_a_run_store_that_cannot_be_written_is_one_clear_error(tmp_path):
+    from src.errors import ArtifactError
+    from src.runstore import check_writable
+    assert check_writable(tmp_path / "new" / "runs").is_dir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for bad in (blocker, "/proc/kd-runner-runs"):
+        with pytest.raises(ArtifactError, match=rf"paths.runs={bad}: the run store cannot be written there.*"
+                                                r"fix: paths.runs=<a writable folder>"):
+            check_writable(bad)

@@ -2,6 +2,8 @@
 presets: everything of a sweep that needs no subprocess."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from src.errors import ConfigError
@@ -12,23 +14,34 @@ def test_unknown_optimized_metric_lists_the_known_ones(make_cfg):
     with pytest.raises(ConfigError, match="optimized_metric=val_acc is not a metric of procedure train; it reports: "
                                           "test_accuracy, epochs"):
         headline(cfg, {"test_accuracy": 0.9, "epochs": 3, "note": "x"})
-    assert headline(make_cfg("optimized_metric=test_accuracy"), {"test_accuracy": 0.5}) == 0.5
+    assert headline(make_cfg("optimized_metric=val_accuracy"), {"val_accuracy": 0.5}) == 0.5
 
 
-def test_over_seeds_means_each_setting_and_counts_flags():
+def test_over_seeds_gives_mean_spread_and_interval_per_setting():
+    """Two seeds per estimator: std = |a - b| / sqrt(2) and the interval is mean +- t_{0.975,1}
+    std / sqrt(2), with t_{0.975,1} = tan(0.475 pi) = 12.7062 (one degree of freedom)."""
     from src.sweep import over_seeds
-    rows = [{"status": "done", "seed": str(s), "hns.estimator": e, "fii": f, "collapsed": c}
+    rows = [{"status": "done", "seed": str(s), "hns.estimator": e, "fii": f, "collapsed": c, "epochs": 10}
             for s, e, f, c in [(0, "st1", 0.8, False), (1, "st1", 0.6, True), (0, "st2", 0.9, False),
                                (1, "st2", 0.7, False)]]
     rows.append({"status": "failed or running", "seed": "2", "hns.estimator": "st2"})
-    summary = over_seeds(rows, ["hns.estimator", "seed"], ["fii", "collapsed"], "fii")
-    assert summary == [
-        {"hns.estimator": "st1", "seeds": 2, "fii mean": pytest.approx(0.7), "fii min": 0.6, "fii max": 0.8,
-         "collapsed (seeds)": 1},
-        {"hns.estimator": "st2", "seeds": 2, "fii mean": pytest.approx(0.8), "fii min": 0.7, "fii max": 0.9,
-         "collapsed (seeds)": 0},
-    ]
+    st1, st2 = over_seeds(rows, ["hns.estimator", "seed"], ["fii", "collapsed", "epochs"], "fii")
+    half = math.tan(0.475 * math.pi) * 0.1  # std 0.1 * sqrt(2) over sqrt(2) seeds
+    assert st1 == {"hns.estimator": "st1", "seeds": 2, "fii mean": pytest.approx(0.7),
+                   "fii std": pytest.approx(0.1 * math.sqrt(2)), "fii ci95 low": pytest.approx(0.7 - half),
+                   "fii ci95 high": pytest.approx(0.7 + half), "collapsed (seeds)": 1, "epochs mean": 10}
+    assert st2["fii mean"] == pytest.approx(0.8) and st2["collapsed (seeds)"] == 0
     assert over_seeds(rows, ["hns.estimator"], ["fii"], "fii") == []  # no seed swept: no summary
+
+
+def test_a_paired_gain_says_whether_its_interval_excludes_0():
+    from src.sweep import over_seeds
+    def sweep(gains):
+        return [{"status": "done", "seed": str(i), "distill.temperature": "4", "kd_gain": g} for i, g in enumerate(gains)]
+    (noisy,) = over_seeds(sweep([0.01, 0.02, 0.03]), ["distill.temperature", "seed"], ["kd_gain"], "test_accuracy")
+    (clear,) = over_seeds(sweep([0.020, 0.021, 0.022]), ["distill.temperature", "seed"], ["kd_gain"], "test_accuracy")
+    assert noisy["kd_gain vs 0"] == "includes 0" and clear["kd_gain vs 0"] == "excludes 0"
+    assert noisy["kd_gain ci95 low"] < 0 < clear["kd_gain ci95 low"]
 
 
 def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
@@ -49,5 +62,5 @@ def test_optuna_presets_compose(preset, procedure, keys):
     from tests.conftest import CONF
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
-    assert cfg.procedure.name == procedure and cfg.optimized_metric == "test_accuracy"
+    assert cfg.procedure.name == procedure and cfg.optimized_metric == "val_accuracy"
     assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.sweeper.direction == "maximize"

@@ -43,9 +43,9 @@ def _alpha_moves_every_epoch(cfg) -> None:
 def _compare(resumed: dict, straight: dict, resumed_cfg, straight_cfg) -> None:
     """Final figures, the alphas left behind and every history row agree."""
     for key in ("test_accuracy", "interpretability", "fii", "train_hidden", "final_alpha", "final_slope",
-                "test_accuracy_sampled", "interpretability_sampled", "best_fii"):
+                "test_accuracy_sampled", "interpretability_sampled", "oracle_test_fii", "val_fii"):
         assert resumed[key] == pytest.approx(straight[key], abs=1e-5), key
-    assert resumed["best_fii_at"] == straight["best_fii_at"]
+    assert resumed["oracle_test_fii_at"] == straight["oracle_test_fii_at"]
     assert resumed["epochs"] == straight["epochs"] == 3
     # every alpha left behind, scored with the weights kept when it was left
     assert [r["alpha"] for r in resumed["alphas"]] == [r["alpha"] for r in straight["alphas"]]

@@ -109,3 +109,34 @@ def test_both_distill_weights_zero_is_rejected():
 def test_jit_compile_accepts_yaml_booleans():
     for value in ("true", "false", "auto", "True"):
         validate(compose_config(f"jit_compile={value}"))
+
+
+@pytest.mark.parametrize("metric,twin", [("test_accuracy", "val_accuracy"), ("kd_gain", "val_kd_gain"),
+                                         ("fii", "val_fii"), ("distill_gain", "val_distill_gain")])
+def test_a_sweeper_may_not_optimise_a_test_figure(metric, twin):
+    with pytest.raises(ConfigError, match=rf"optimized_metric={metric} is measured on the test split.*"
+                                          rf"optimized_metric={twin} \(the validation split\)"):
+        validate(compose_config(f"optimized_metric={metric}"))
+    validate(compose_config(f"optimized_metric={twin}"))
+
+
+def test_every_search_preset_optimises_a_validation_metric():
+    import yaml
+    for preset in sorted((ROOT / "conf" / "hparams_search").glob("*.yaml")):
+        assert yaml.safe_load(preset.read_text())["optimized_metric"].startswith("val_"), preset.name
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (["procedure=tree_distill", "distribute=mirrored"], "distribute=mirrored with tree_distill"),
+    (["procedure=hns_train", "distribute=mirrored"], "distribute=mirrored with hns_train"),
+    (["procedure=hns_train", "distribute=mirrored", "hns.alpha=0.5", "hns.estimator=reinforce"], "REINFORCE"),
+])
+def test_batch_statistics_refuse_several_replicas(overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        validate(compose_config(*overrides))
+    validate(compose_config("procedure=hns_train", "distribute=mirrored", "hns.alpha=0.5"))  # nothing batch-wide
+
+
+def test_reconstructed_data_without_a_source_is_refused_before_any_work():
+    with pytest.raises(ConfigError, match="distill.data=reconstructed needs distill.objective=.*distill.data_path="):
+        validate(compose_config("procedure=distill", "distill.data=reconstructed"))
