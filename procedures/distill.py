@@ -74,9 +74,6 @@ def _reconstructed_files(cfg: DictConfig) -> list[Path]:
         if not path.is_file():
             raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there")
         return [path]
-    if cfg.distill.objective is None:
-        raise ArtifactError("distill.data=reconstructed needs distill.objective=... (which reconstruction, e.g. "
-                            "top_layer or all_layers) or distill.data_path=/path/to/data.npz")
     source = upstream_config(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective, "optimize.classes": None})
     found = upstream("optimize_dataset").reconstruction_files(source)
     if found:

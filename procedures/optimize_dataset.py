@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 def _settings(cfg: DictConfig) -> dict:
     """What determines the reconstruction (chunk size does not: examples are independent)."""
     op = cfg.optimize
-    keys = ("objective", "per_class", "batch_size", "steps", "lr", "init", "clip", "jitter")
+    keys = ("objective", "per_class", "batch_size", "steps", "lr", "init", "clip", "jitter", "layer_weighting",
+            "out_of_band")
     settings = {k: op[k] for k in keys}
     settings["classes"] = sorted(op.classes) if op.classes is not None else None
     return settings

@@ -54,7 +54,7 @@ class SpectralObjective:
     def __init__(self, optimize, seed: int, teacher, stats: dict):
         self.op, self.seed = optimize, seed
         self.stats = stats
-        self.loss_terms = spectral.SpectralLoss(stats)
+        self.loss_terms = spectral.SpectralLoss(stats, out_of_band=optimize.out_of_band)
         self.tap = ActivationTap(teacher, self.loss_terms.layers, float(stats["temperature"]))
         self.factors = {g: spectral.spectral_cholesky(stats, g, self.op.jitter)[0] for g in self.loss_terms.graphs}
         self.loss = lambda x, targets: self.loss_terms.per_example(self.tap(x), targets[0], targets[1:])
@@ -95,14 +95,16 @@ class LayerwiseObjective:
             else:
                 self.factors[name] = {c: stats[f"std/{name}"][c].astype(np.float64) for c in classes}
         self.means = {name: stats[f"mean/{name}"].astype(np.float64) for name in self.layers}
+        units = [self.means[name].shape[1] for name in self.layers]
+        self.weights = [1.0 / d for d in units] if self.op.layer_weighting == "width" else [1.0] * len(units)
         self.dropout = self.op.objective == "all_layers_dropout"
         if self.dropout:
             self.forward = DropoutChain(teacher, self.layers, self.temperature)
             self.loss = lambda x, targets: relu_mse(self.forward(x, targets[len(self.layers):]),
-                                                    targets[: len(self.layers)])
+                                                    targets[: len(self.layers)], self.weights)
         else:
             self.tap = ActivationTap(teacher, self.layers, self.temperature)
-            self.loss = lambda x, targets: relu_mse(self.tap(x), targets)
+            self.loss = lambda x, targets: relu_mse(self.tap(x), targets, self.weights)
 
     def prepare(self, chunk: list[tuple[int, int]], input_shape: tuple) -> tuple[np.ndarray, np.ndarray, list]:
         """Start points, intended labels and targets of a chunk of (class, batch) pairs."""

@@ -26,14 +26,17 @@ PerExampleLoss = Callable[[tf.Tensor, list], tf.Tensor]
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # tf.train.AdamOptimizer's defaults, the method's optimizer
 
 
-def relu_mse(activations: list[tf.Tensor], targets: list[tf.Tensor]) -> tf.Tensor:
-    """Per example: sum over layers of the mean over units of (relu(a) - relu(t))^2.
+def relu_mse(activations: list[tf.Tensor], targets: list[tf.Tensor], weights: list[float] | None = None) -> tf.Tensor:
+    """Per example: sum over layers of weight_l * the mean over units of (relu(a) - relu(t))^2
+    (every weight 1 unless given).
 
     ReLU on both sides is the paper's "replace the top non-linearity by a ReLU"; the
     targets are pre-activations sampled from Gaussians, the ReLU keeps only what the
     teacher's next layer can see.
     """
-    terms = [tf.reduce_mean(tf.square(tf.nn.relu(a) - tf.nn.relu(t)), axis=-1) for a, t in zip(activations, targets)]
+    weights = [1.0] * len(activations) if weights is None else weights
+    terms = [w * tf.reduce_mean(tf.square(tf.nn.relu(a) - tf.nn.relu(t)), axis=-1)
+             for a, t, w in zip(activations, targets, weights)]
     return tf.add_n(terms)
 
 

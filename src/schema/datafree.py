@@ -11,6 +11,7 @@ LAYERWISE_OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout")
 SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": "layer_pairs"}  # objective -> graph
 OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS)
 SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
+LAYER_WEIGHTINGS = ("equal", "width")
 
 
 @dataclass
@@ -35,6 +36,8 @@ class OptimizeConfig:
     classes: Optional[list[int]] = None  # a shard: only these classes
     chunk_examples: int = 8192  # examples optimised together in one compiled call
     jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
+    layer_weighting: str = "equal"  # equal (every layer's mean counts alike) | width (1/units per layer, the reference code's)
+    out_of_band: float = 0.0  # spectral: weight of the energy outside the kept coefficients (1 = the paper's vertex-domain loss)
 
 
 def check(cfg) -> None:
@@ -54,3 +57,6 @@ def check(cfg) -> None:
     require(len(op.init) == 2 and op.init[1] >= 0, f"optimize.init={list(op.init)}: give [mean, std] with std >= 0")
     require(op.chunk_examples >= op.batch_size, "optimize.chunk_examples must be at least optimize.batch_size")
     require(op.jitter > 0, "optimize.jitter must be > 0")
+    require_choice(op.layer_weighting, LAYER_WEIGHTINGS, "optimize.layer_weighting")
+    require(op.out_of_band >= 0, f"optimize.out_of_band={op.out_of_band}: a weight >= 0 (0 = only the kept "
+                                 f"coefficients, 1 = the paper's vertex-domain loss)")

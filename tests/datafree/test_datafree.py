@@ -172,3 +172,60 @@ def test_statistics_of_a_one_example_class_are_undefined_not_halved():
     np.testing.assert_allclose(stats["mean/logits"][0], [2.0, 3.0])  # (1 + 3) / 2, (2 + 4) / 2
     np.testing.assert_allclose(stats["cov/logits"][0], [[2.0, 2.0], [2.0, 2.0]])  # unbiased: 2 / (2 - 1)
     assert stats["count"].tolist() == [2, 1] and np.isnan(stats["mean/logits"][1]).all()
+
+
+def _tiny_teacher(dropout: float = 0.0):
+    import keras
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="fc1")(inputs)
+    x = keras.layers.ReLU(name="fc1_relu")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(x), name="tiny")
+
+
+def _stats_far_apart() -> dict:
+    """Class c's mean is 100 c in every unit, with a spread of 1e-3: a target shows its class."""
+    means = {"fc1": np.arange(3)[:, None] * 100.0 * np.ones((3, 3)), "logits": np.arange(3)[:, None] * 100.0 * np.ones((3, 2))}
+    stats = {"layers": np.array(["fc1", "logits"]), "temperature": np.float64(1.0), "count": np.array([5, 5, 5])}
+    for name, mean in means.items():
+        stats[f"mean/{name}"], stats[f"std/{name}"] = mean.astype(np.float32), np.full_like(mean, 1e-3, np.float32)
+    return stats
+
+
+def _optimize_section(objective: str, **changes):
+    from omegaconf import OmegaConf
+    return OmegaConf.create({"objective": objective, "batch_size": 2, "init": [0.0, 1.0], "jitter": 1e-6,
+                             "classes": None, "layer_weighting": "equal", **changes})
+
+
+@pytest.mark.parametrize("objective,layers", [("top_layer", ["logits"]), ("all_layers", ["fc1", "logits"])])
+def test_each_input_is_matched_to_its_own_class_on_the_objective_s_layers(objective, layers):
+    from src.datafree.objectives import make_objective
+    made = make_objective(_optimize_section(objective), 0, _tiny_teacher(), _stats_far_apart())
+    assert made.layers == layers
+    x0, labels, targets = made.prepare([(2, 0), (0, 0), (1, 3)], (4,))
+    assert x0.shape == (6, 4) and labels.tolist() == [2, 2, 0, 0, 1, 1]
+    for target in targets:
+        np.testing.assert_allclose(target.numpy(), 100.0 * labels[:, None] * np.ones_like(target.numpy()), atol=0.01)
+
+
+def test_width_weighting_divides_each_layer_by_its_units():
+    from src.datafree.objectives import make_objective
+    made = make_objective(_optimize_section("all_layers", layer_weighting="width"), 0, _tiny_teacher(),
+                          _stats_far_apart())
+    assert made.weights == [1 / 3, 1 / 2]
+
+
+def test_dropout_masks_have_the_inverted_scale_and_ones_give_the_plain_teacher():
+    from src.datafree.dropout_chain import DropoutChain
+    teacher = _tiny_teacher(dropout=0.75)
+    chain = DropoutChain(teacher, ["fc1", "logits"], temperature=1.0)
+    (mask,) = chain.draw_masks(2000, np.random.default_rng(0))
+    assert set(np.unique(mask).tolist()) == {0.0, 4.0}  # kept units scaled by 1 / keep = 4
+    assert abs(mask.mean() - 1.0) < 0.05  # so the expected activation is unchanged
+    x = tf.constant(np.random.default_rng(1).normal(size=(5, 4)).astype("float32"))
+    plain = ActivationTap(teacher, ["fc1", "logits"])(x)
+    chained = chain(x, [tf.ones((5, 3))])
+    for a, b in zip(plain, chained):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

@@ -67,3 +67,12 @@ def test_nan_stops_with_the_step():
     optimizer = InputOptimizer(exploding, lr=1.0, batch_size=4, clip=False, check_every=10)
     with pytest.raises(TrainingDiverged, match=r"NaN/Inf \(class 7\) by step 10"):
         optimizer.run(tf.ones((4, 3)), [], steps=50, where=" (class 7)")
+
+
+def test_relu_mse_sums_weighted_layers_per_example():
+    """Layer 1 as above (2.0 for the first example, 0 for the second); layer 2: relu [2, 2]
+    against relu [0, -1] = [0, 0] gives (4 + 4) / 2 = 4, and 0 for the second example."""
+    a1, t1 = tf.constant([[1.0, -2.0, 3.0], [0.0, 0.0, 0.0]]), tf.constant([[0.0, 1.0, 5.0], [0.0, -3.0, 0.0]])
+    a2, t2 = tf.constant([[2.0, 2.0], [1.0, 1.0]]), tf.constant([[0.0, -1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(relu_mse([a1, a2], [t1, t2]).numpy(), [6.0, 0.0])
+    np.testing.assert_allclose(relu_mse([a1, a2], [t1, t2], [0.5, 0.25]).numpy(), [2.0, 0.0])

@@ -79,3 +79,18 @@ def test_soft_gradient_matches_closed_form():
         loss = distillation_loss(student, teacher, None, temperature=temperature, ce_weight=0.0, kd_weight=1.0)["loss"]
     expected = temperature * (tf.nn.softmax(student / temperature) - tf.nn.softmax(teacher / temperature))
     np.testing.assert_allclose(tape.gradient(loss, student).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_term_is_a_mean_over_a_batch_of_several_examples():
+    """Three examples: one with the KL above, one where student and teacher agree, one
+    where both are uniform. The soft term is KL / 3 and the hard term (ln 2 + ln 4 + ln 2) / 3
+    (labels 1, 0, 0); a sum over the batch would be three times larger."""
+    student = t([[0.0, 0.0], [0.0, LN3], [0.0, 0.0]])
+    teacher = t([[0.0, LN3], [0.0, LN3], [0.0, 0.0]])
+    labels = t([1, 0, 0])
+    out = distillation_loss(student, teacher, labels, temperature=1.0, ce_weight=0.5, kd_weight=0.5)
+    hard = (math.log(2) + math.log(4) + math.log(2)) / 3
+    assert float(out["soft_loss"]) == pytest.approx(KL / 3, rel=1e-5)
+    assert float(out["hard_loss"]) == pytest.approx(hard, rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(0.5 * hard + 0.5 * KL / 3, rel=1e-5)
+    assert float(out["agreement"]) == pytest.approx(2 / 3)  # argmax ties go to class 0

@@ -81,6 +81,32 @@ def test_penalty_has_a_gradient():
         assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 1e-6
 
 
+def test_penalty_gradient_by_hand_and_by_finite_differences():
+    """Depth 1, window 1 (no history): alpha = mean_b p_b with p_b = sigmoid(w x_b + b0), so
+    d penalty / d w = strength * (1/(2(1 - alpha)) - 1/(2 alpha)) * mean_b p_b (1 - p_b) x_b."""
+    model = tiny()
+    layer = tree_layer(model)
+    x = np.array([[1.0], [-2.0], [0.5]], "float32")
+    batch = {"x": x, "t": np.full((3, 2), 0.5, "float32"), "y": np.zeros(3)}
+    loss_fn = tree_loss(model, penalty_strength=2.0, penalty_decay=0.5, penalty_window=1.0)
+
+    def penalty() -> float:
+        return float(loss_fn(batch, False)["penalty"])
+    with tf.GradientTape() as tape:
+        value = loss_fn(batch, False)["penalty"]
+    grad = float(tape.gradient(value, layer.kernel)[0, 0])
+    p = sigmoid(x[:, 0] * 1.0 + 0.5)
+    alpha = p.mean()
+    by_hand = 2.0 * (0.5 / (1 - alpha) - 0.5 / alpha) * np.mean(p * (1 - p) * x[:, 0])
+    eps = 2e-2  # large enough that float32 rounding of the penalty stays below 1e-3 of the gradient
+    layer.kernel.assign([[1.0 + eps]])
+    up = penalty()
+    layer.kernel.assign([[1.0 - eps]])
+    down = penalty()
+    assert grad == pytest.approx(by_hand, rel=1e-4)
+    assert grad == pytest.approx((up - down) / (2 * eps), rel=2e-3)
+
+
 def test_running_sums_update_only_in_training():
     model = tiny()
     layer = tree_layer(model)
