@@ -8,7 +8,7 @@ Contenders, timed alternately (one epoch each per round) on the same real data
              broadcast to batch x batch, log(eps + leaf loss), the EMA balancing penalty
              (decay fixed by num_updates, per batch position, no gradient), max-path output
              through a per-example map_fn, Adam 5e-3, Keras Model.fit, batch 4, depth 4.
-  ours_d4_b4 the project's tree (models/soft_tree.py + src/tree_loss.py through src.fit.Fitter)
+  ours_d4_b4 the project's tree (models/soft_tree.py + src/tree/loss.py through src.fit.Fitter)
              at the reference code's depth and batch: isolates vectorisation from batch size.
   ours_d4    the project's tree at depth 4, default batch (train.batch_size = 64).
   ours_d8    the project's tree at depth 8 (the paper's), default batch.

@@ -117,9 +117,10 @@ def take_first(x: Any, y: Any, limit: Any, field: str) -> tuple[Any, Any]:
     return x[:limit], y[:limit]
 
 
-def split_off_val(x: Any, y: Any, val_split: float) -> tuple[Any, Any, Any, Any]:
-    """Train = the first part, validation = the last round(val_split * n) examples."""
-    n_train = len(x) - int(round(val_split * len(x)))
+def split_off_val(x: Any, y: Any, val_split: float, val_count: int | None = None) -> tuple[Any, Any, Any, Any]:
+    """Train = the first part, validation = the last round(val_split * n) examples, or
+    exactly val_count of them when given."""
+    n_train = len(x) - (min(int(val_count), len(x)) if val_count is not None else int(round(val_split * len(x))))
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
@@ -146,7 +147,7 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
     perm = rng_for(seed, "test").permutation(len(y_test))
     x_test, y_test = take_first(raw.x_test[perm], y_test[perm], option(cfg, "test_limit"),
                                 "test_limit")
-    x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split))
+    x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split), option(cfg, "val_count"))
     if len(x_train) == 0:
         raise DatasetError(f"{name}: no training examples left after train_limit and "
                            f"val_split={val_split}; fix: raise dataset.train_limit or lower "

@@ -67,6 +67,7 @@ class DatasetConfig:
     split_seed: int = 0  # fixed across run seeds so every run shares one test split
     train_limit: Optional[int] = None
     test_limit: Optional[int] = None
+    val_count: Optional[int] = None  # exactly this many validation examples instead of train.val_split
     num_samples: int = 2000  # synthetic only
     image_shape: list[int] = field(default_factory=lambda: [28, 28, 1])  # synthetic only
     num_classes: int = 10  # synthetic only
@@ -143,7 +144,7 @@ def check(cfg) -> None:
         for key in DROPOUT_KEYS:
             rate = cfg[group][key]
             require(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
-    for key in ("train_limit", "test_limit"):
+    for key in ("train_limit", "test_limit", "val_count"):
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")

@@ -130,6 +130,12 @@ def test_val_split_zero_gives_empty_val_with_shape():
     assert len(ds.x_train) == 4000
 
 
+def test_val_count_carves_exactly_that_many_examples():
+    """A reference split such as 50,000 / 10,000 of 60,000 is exact, not round(0.1667 n)."""
+    ds = datasets.load(make_cfg(train_limit=600, val_count=100), 0.1667)
+    assert (len(ds.x_train), len(ds.x_val)) == (500, 100)
+
+
 def test_train_and_test_limits():
     ds = datasets.load(make_cfg(train_limit=500, test_limit=50), 0.2)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (400, 100, 50)
