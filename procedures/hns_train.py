@@ -53,7 +53,7 @@ ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", 
 def _stage_cfg(cfg: DictConfig) -> DictConfig:
     """cfg for a pretraining stage: train.* with hns.pretrain_epochs (if set) as epochs."""
     return upstream_config(cfg, "hns_train", {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs,
-                                     "train.early_stopping": 0, "augment": "none"})
+                                              "train.early_stopping": 0, "augment": "none"})
 
 
 def _common_key(cfg: DictConfig) -> dict:
@@ -263,7 +263,7 @@ def _print_summary(m: dict, run_: Run) -> None:
     lines = [f"hns_train ({m['layer']}, init {m['init']}, {m['epochs']} epochs), {chosen}: "
              f"test accuracy {pct(m['test_accuracy'])} (seeker alone {pct(m['baseline'])})",
              f"  F {pct(m['fidelity'])}  I {pct(m['interpretability'])}  FIR {pct(m['fir'])}  FII {pct(m['fii'])}"
-             f"{'  COLLAPSED' if m['collapsed'] else ''}"]
+             f"{'  COLLAPSED' if m['collapsed'] else ''}  (validation FII {pct(m['val_fii'])})"]
     if m["test_accuracy_sampled"] is not None:
         lines.append(f"  sampled mask: accuracy {pct(m['test_accuracy_sampled'])}  "
                      f"hidden {pct(m['interpretability_sampled'])}")
