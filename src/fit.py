@@ -20,7 +20,10 @@ are reshuffled each epoch, so every example is seen).
 Under a tf.distribute strategy (runtime.setup sets it from `distribute=`), each step's
 batch is split evenly over the replicas, every replica's loss is divided by the number of
 replicas (so the all-reduced SUM of gradients is the gradient of the global-batch mean,
-the same step as on one device), and the metrics are averaged over replicas.
+the same step as on one device), and the metrics are averaged over replicas. That holds
+for losses that are means over examples; a loss built on batch statistics would see only
+its replica's share, so the schema refuses `distribute` for those (tree_distill, and
+hns_train with the adaptive alpha or REINFORCE).
 """
 from __future__ import annotations
 
