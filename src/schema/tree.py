@@ -33,7 +33,7 @@ class TreeConfig:
     penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
     penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
     labels: str = "soft"  # hard | soft (teacher at tree.temperature) | mixed (measured: docs/tree_distill.md)
-    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (measured: docs/tree_distill.md)
+    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (chosen on test: BENCHMARKS.md)
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
     sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
