@@ -217,3 +217,11 @@ def test_dropout_overrides_replace_the_architecture_rates():
 def test_dropout_override_on_a_model_without_it_names_the_ones_with_it():
     with pytest.raises(ModelError, match="hinton1200, hinton800"):
         build("lenet", MNIST, 10, dropout=0.2)
+
+
+def test_the_schema_names_exactly_the_hiders_and_seekers_that_exist():
+    """The TF-free schema validates hns.hider / hns.seeker before TensorFlow starts; the
+    builders are models/hns.py's registries. They must name the same networks."""
+    from models import hns
+    from src.schema import hns as schema
+    assert set(schema.HIDERS) == set(hns.HIDERS) and set(schema.SEEKERS) == set(hns.SEEKERS)
