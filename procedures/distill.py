@@ -114,8 +114,9 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
     seconds = time.perf_counter() - started
     atomic_write(run_.file("model.keras"), lambda tmp: student.save(tmp))
-    held_out = split_metrics(student, teacher, val["x"], val["y"], "val") if len(val["x"]) else {}
-    metrics = {**split_metrics(student, teacher, data.x_test, data.y_test, "test"), "teacher_source": teacher_source,
+    test = with_teacher_logits(teacher, {"x": data.x_test, "y": data.y_test})
+    held_out = split_metrics(student, with_teacher_logits(teacher, val), "val") if len(val["x"]) else {}
+    metrics = {**split_metrics(student, test, "test"), "teacher_source": teacher_source,
                "val_accuracy": held_out.get("val_accuracy"), "val_agreement": held_out.get("val_agreement"),
                "teacher_val_accuracy": held_out.get("teacher_val_accuracy"),
                "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
@@ -123,7 +124,7 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
                "student_params": int(student.count_params()), "teacher_params": int(teacher.count_params())}
     if scratch is not None:
         scratch_model = load_model(Path(scratch["dir"]), "scratch student")
-        baseline = split_metrics(scratch_model, teacher, data.x_test, data.y_test, "scratch_test")
+        baseline = split_metrics(scratch_model, test, "scratch_test")
         metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
                         "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
         metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]

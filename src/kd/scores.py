@@ -8,14 +8,15 @@ from src.losses import accuracy, agreement
 
 
 def with_teacher_logits(teacher, arrays: dict) -> dict:
-    """arrays plus the teacher's logits ("t"), computed once in inference mode."""
-    return {**arrays, "t": predict_logits(teacher, arrays["x"])}
+    """arrays plus the teacher's logits ("t"), computed once in inference mode (kept when
+    they are there already)."""
+    return arrays if "t" in arrays else {**arrays, "t": predict_logits(teacher, arrays["x"])}
 
 
-def split_metrics(model, teacher, x, y, prefix: str) -> dict:
-    """On one split (x, y): the model's accuracy (T=1), the teacher's, and their top-1
-    agreement, as {prefix}_accuracy, teacher_{prefix}_accuracy, {prefix}_agreement."""
-    arrays = with_teacher_logits(teacher, {"x": x, "y": y})
+def split_metrics(model, arrays: dict, prefix: str) -> dict:
+    """On one split ({"x", "y", "t"}: inputs, labels, the teacher's logits): the model's
+    accuracy (T=1), the teacher's, and their top-1 agreement, as {prefix}_accuracy,
+    teacher_{prefix}_accuracy, {prefix}_agreement."""
 
     def measures(batch: dict, training: bool) -> dict:
         logits = model(batch["x"], training=False)
