@@ -23,9 +23,10 @@ if __name__ == "__main__" and cli.wants_quick_help(sys.argv[1:]):
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src import runstore
+from src import runstore, tracking
 from src.errors import ConfigError, RunnerError
 from src.schema import register, validate
 
@@ -36,9 +37,11 @@ log = logging.getLogger("main")
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one procedure; return its headline metric for sweepers (optimized_metric)."""
+    before = len(runstore.produced_runs())
     try:
         validate(cfg)
         runstore.check_writable(cfg.paths.runs)
+        tracking.configure(cfg)
         procedure = importlib.import_module(f"procedures.{cfg.procedure.name}")
         metrics = procedure.run(cfg)
         write_job_result(cfg, metrics)
@@ -46,6 +49,18 @@ def main(cfg: DictConfig) -> float | None:
     except RunnerError as error:
         log.error("%s: %s", type(error).__name__, error)
         sys.exit(2)
+    finally:  # the runs this job finished, even when a later one failed
+        tracking.mirror(cfg, runstore.produced_runs()[before:], job_position())
+
+
+def job_position() -> tracking.Job:
+    """This job's output folder, and its sweep folder and number in a multirun."""
+    if not HydraConfig.initialized():
+        return tracking.Job()
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    return tracking.Job(output_dir=hydra_cfg.runtime.output_dir, sweep_dir=hydra_cfg.sweep.dir if multirun else None,
+                        number=hydra_cfg.job.num if multirun else None)
 
 
 def headline(cfg: DictConfig, metrics: dict) -> float | None:

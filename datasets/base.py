@@ -149,6 +149,10 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
                                 "test_limit")
     x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split), option(cfg, "val_count"))
     if len(x_train) == 0:
+        if option(cfg, "val_count") is not None:
+            raise DatasetError(f"{name}: dataset.val_count={option(cfg, 'val_count')} takes all "
+                               f"{len(x)} training examples; fix: dataset.val_count=null (use "
+                               f"val_split) or a count below {len(x)}.")
         raise DatasetError(f"{name}: no training examples left after train_limit and "
                            f"val_split={val_split}; fix: raise dataset.train_limit or lower "
                            "val_split.")

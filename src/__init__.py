@@ -11,6 +11,8 @@ Engine (flat modules here, knowing no method):
     plots      the atomic figure saver and generic figures
     tables     the one table formatter (console, markdown, csv)
     sweep      reading a Hydra sweep folder back
+    tracking   the `logger` choice, and mirroring a job's finished runs into it
+    mlflow_mirror  logger=mlflow: a run folder as an MLflow run
     errors     the user-facing error types (a leaf: imports nothing of the project)
     cli        TensorFlow-free command-line help and plugin checks
     schema/    TensorFlow-free typed config: one module per section, with its choices and checks

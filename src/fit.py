@@ -40,6 +40,7 @@ import tensorflow as tf
 from src.errors import ConfigError, TrainingDiverged
 from src.history import read_rows, write_rows
 from src.runstore import Run, atomic_write
+from src.tracking import writes_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class Fitter(Evaluator):
         result = FitResult(history=state.restore(), resumed_from=state.epoch)
         if result.resumed_from:
             log.info("resuming from the checkpoint of epoch %d in %s", state.epoch, run.dir)
-        writer = tf.summary.create_file_writer(str(run.file("tensorboard"))) if run else None
+        writer = tf.summary.create_file_writer(str(run.file("tensorboard"))) if run and writes_tensorboard() else None
 
         while state.epoch < epochs and not (early_stopping and state.wait >= early_stopping):
             epoch = state.epoch + 1

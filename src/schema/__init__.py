@@ -8,7 +8,7 @@ then runs each section's check() for what a type cannot express (epochs=0, ...).
 One module per section, each holding its dataclasses, the lists of allowed choices
 (imported from here by the code that implements them) and its check():
 
-    core      procedure, model, dataset, train, suite, evaluate, report, paths
+    core      procedure, model, dataset, train, suite, evaluate, report, paths, logger
     kd        teacher, distill
     datafree  stats, optimize
     hns       hns
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from src.schema import core, datafree, hns, kd, tree
-from src.schema.core import (DatasetConfig, EvaluateConfig, ModelConfig, PathsConfig, ProcedureConfig,
-                             ReportConfig, SuiteConfig, TrainConfig, jit_setting)
+from src.schema.core import (DatasetConfig, EvaluateConfig, LoggerConfig, ModelConfig, PathsConfig,
+                             ProcedureConfig, ReportConfig, SuiteConfig, TrainConfig, jit_setting)
 from src.schema.datafree import OptimizeConfig, StatsConfig
 from src.schema.hns import HnsConfig
 from src.schema.kd import DistillConfig, TeacherConfig
@@ -53,6 +53,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     force: bool = False
     auto_prereqs: bool = True

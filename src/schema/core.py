@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("cosine", "constant")
 MODEL_INITS = ("default", "paper")
 REPORT_FORMATS = ("markdown", "csv")
+LOGGERS = ("tensorboard", "csv", "mlflow", "none")
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 # Figures measured on the test split that a sweeper must not choose by, and the validation
 # figure to choose by instead (every test_* metric maps to its val_* twin).
@@ -118,6 +119,15 @@ class ReportConfig:
 @dataclass
 class PathsConfig:
     runs: str = "runs"
+    sweeps: str = "multirun"  # multirun folders, and the Optuna studies of hparams_search (optuna.db)
+
+
+@dataclass
+class LoggerConfig:
+    """Where a run's records go besides the run store (which always has history.csv)."""
+    name: str = "tensorboard"  # tensorboard | csv | mlflow | none
+    tracking_uri: Optional[str] = None  # mlflow: null = sqlite:///<beside paths.runs>/mlruns/mlflow.db
+    experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
 
 
 def check(cfg) -> None:
@@ -148,6 +158,11 @@ def check(cfg) -> None:
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
+    require_choice(cfg.logger.name, LOGGERS, "logger")
+    if cfg.logger.name == "mlflow":
+        from importlib.util import find_spec
+        require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
+                                                 "pip install -e '.[tracking]' (or choose logger=tensorboard)")
     twin = validation_twin(cfg.optimized_metric) if cfg.optimized_metric else None
     require(twin is None, f"optimized_metric={cfg.optimized_metric} is measured on the test split, which only reports "
                           f"the final figure: optimise optimized_metric={twin} (the validation split) instead")

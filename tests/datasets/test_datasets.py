@@ -136,6 +136,12 @@ def test_val_count_carves_exactly_that_many_examples():
     assert (len(ds.x_train), len(ds.x_val)) == (500, 100)
 
 
+def test_val_count_that_takes_every_example_is_refused():
+    """A preset's 10,000 on a 4,000-image set would leave no training data."""
+    with pytest.raises(DatasetError, match=r"dataset.val_count=4000 takes all 4000.*val_count=null"):
+        datasets.load(make_cfg(val_count=4000), 0.1)
+
+
 def test_train_and_test_limits():
     ds = datasets.load(make_cfg(train_limit=500, test_limit=50), 0.2)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (400, 100, 50)

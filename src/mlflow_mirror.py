@@ -1,0 +1,151 @@
+"""logger=mlflow: a finished run folder mirrored as one MLflow run.
+
+Each run gets its resolved config.yaml flattened into parameters, history.csv as metrics
+`epoch/<column>` with the epoch as step, metrics.json's numbers as metrics, and its top-level
+files (figures, model.keras, metrics, config) as artifacts. A run is tagged with its store
+folder and is not mirrored into the same experiment twice. A multirun sweep is one
+experiment named after its folder; every run is tagged with the sweep and job number.
+
+The default store is SQLite beside the run store (<parent of paths.runs>/mlruns/mlflow.db,
+artifacts in mlruns/artifacts): it works offline, and `mlflow ui --backend-store-uri
+sqlite:///mlruns/mlflow.db` shows it. Local stores are written under a file lock, so the
+jobs of a parallel sweep take turns.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.history import read_rows
+
+DEFAULT_EXPERIMENT = "kd-runner"
+MAX_ARTIFACT_BYTES = 200 * 2**20  # larger files (a big reconstruction) stay in the store only
+ARTIFACT_SUFFIXES = (".png", ".gif", ".keras", ".json", ".yaml", ".csv", ".txt", ".md")
+PARAM_VALUE_CHARS = 6000  # MLflow's limit on a parameter's value
+BATCH = 100  # MLflow takes at most 100 parameters per call (and 1,000 metrics)
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """logger.tracking_uri, or SQLite in mlruns/ beside the run store."""
+    if cfg.logger.tracking_uri:
+        return str(cfg.logger.tracking_uri)
+    return f"sqlite:///{local_root(cfg.paths.runs) / 'mlflow.db'}"
+
+
+def local_root(runs: str) -> Path:
+    return Path(runs).expanduser().resolve().parent / "mlruns"
+
+
+def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) -> None:
+    """Mirror each finished run folder into the experiment (see the module docstring)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # an unreachable server: fail fast
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    for chatty in ("mlflow", "alembic"):  # database set-up notes on every first use
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+    local = local_folder(tracking_uri)
+    with _locked(local):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        name = experiment or (str(job.sweep_dir) if job.sweep_dir else DEFAULT_EXPERIMENT)
+        experiment_id = _experiment(client, name, local)
+        for folder in runs:
+            if not _already_there(client, experiment_id, folder):
+                _log_run(client, experiment_id, folder, job)
+
+
+def local_folder(uri: str) -> Path | None:
+    """The folder of a local SQLite store (created here), or None for a server."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    folder = Path(uri[len("sqlite:///"):]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _locked(folder: Path | None) -> Iterator[None]:
+    if folder is None:
+        yield
+        return
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _experiment(client, name: str, local: Path | None) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (local / "artifacts").as_uri() if local is not None else None
+    return client.create_experiment(name, artifact_location=location and f"{location}/{_slug(name)}")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _already_there(client, experiment_id: str, folder: Path) -> bool:
+    found = client.search_runs([experiment_id], filter_string=f"tags.run_store_dir = '{folder}'", max_results=1)
+    return bool(found)
+
+
+def _log_run(client, experiment_id: str, folder: Path, job) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+    tags = {"run_store_dir": str(folder), "procedure": folder.parent.name, "dataset": folder.parent.parent.name}
+    if job.sweep_dir:
+        tags.update(sweep=str(job.sweep_dir), job=str(job.number))
+    run = client.create_run(experiment_id, run_name=f"{folder.parent.name}/{folder.name}", tags=tags)
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in flat_params(folder / "config.yaml").items()]
+    metrics = _metrics(folder, Metric)
+    for start in range(0, max(len(params), len(metrics)), BATCH):
+        client.log_batch(run_id, params=params[start:start + BATCH], metrics=metrics[start:start + BATCH],
+                         tags=[RunTag("kd_runner", "1")] if start == 0 else [])
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.suffix in ARTIFACT_SUFFIXES and file.stat().st_size <= MAX_ARTIFACT_BYTES:
+            client.log_artifact(run_id, str(file))
+    client.set_terminated(run_id, "FINISHED")
+
+
+def flat_params(config_file: Path) -> dict[str, str]:
+    """The run's resolved config as dotted keys -> strings (lists as their YAML text)."""
+    if not config_file.is_file():
+        return {}
+    flat: dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = json.dumps(node) if isinstance(node, list) else str(node)
+
+    walk(OmegaConf.to_container(OmegaConf.load(config_file), resolve=True), "")
+    return {k: v[:PARAM_VALUE_CHARS] for k, v in flat.items()}
+
+
+def _metrics(folder: Path, Metric) -> list:
+    """history.csv per epoch as epoch/<column>, then metrics.json's numbers."""
+    now = int(time.time() * 1000)
+    out = []
+    for row in read_rows(folder / "history.csv"):
+        step = int(row.get("epoch") or 0)
+        out += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items() if k != "epoch" and _number(v)]
+    final = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    out += [Metric(k, float(v), now, 0) for k, v in final.items() if _number(v)]
+    return out
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
