@@ -38,12 +38,22 @@ LOSS_KEYS = ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "
 
 def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
-           "distill": {k: cfg.distill[k] for k in LOSS_KEYS}, "seed": cfg.seed, "precision": cfg.precision,
+           "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": upstream("train").model_identity(cfg, cfg.teacher.path), "augment": cfg.augment}
     if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     name = f"{cfg.student.name}-from-{teacher_name(cfg, cfg.teacher.path)}"
     return locate(cfg.paths.runs, cfg.dataset.name, "distill", name, key)
+
+
+def loss_key(kd) -> dict:
+    """The distill.* settings that shape the loss; a method's own settings only when it is used."""
+    key = {k: kd[k] for k in LOSS_KEYS}
+    if kd.method != "hinton" or kd.standardize:
+        key.update(method=kd.method, standardize=kd.standardize)
+        if kd.method in ("dkd", "dist"):
+            key[kd.method] = kd[kd.method]
+    return key
 
 
 def run(cfg: DictConfig) -> dict:
@@ -96,6 +106,12 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
     return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {where}"
 
 
+def _steps_per_epoch(examples: int, batch_size: int, max_steps: int | None) -> int:
+    """What the fit loop runs per epoch (full batches only, at most max_steps)."""
+    steps = max(1, examples // min(batch_size, examples))
+    return min(steps, max_steps) if max_steps else steps
+
+
 def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
@@ -103,12 +119,16 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
     cached = kd.cache_teacher and augment is None
     if cached:
         train, val = with_teacher_logits(teacher, train), with_teacher_logits(teacher, val)
-    log.info("distill %s -> %s on %s (T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
-             cfg.student.name, source, kd.temperature, kd.ce_weight, kd.kd_weight,
+    log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
+             cfg.student.name, source, kd.method, " on standardised logits" if kd.standardize else "",
+             kd.temperature, kd.ce_weight, kd.kd_weight,
              "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
     student = build_model(cfg.student, data, cfg.seed)
-    fitter = Fitter(student, make_loss(student, teacher, kd, cached, augment),
-                    optimizer_for(cfg, len(train["x"])), jit_compile=runtime.use_xla(cfg))
+    optimizer = optimizer_for(cfg, len(train["x"]))
+    steps = _steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
+    epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)
+    fitter = Fitter(student, make_loss(student, teacher, kd, cached, augment, epoch=epoch),
+                    optimizer, jit_compile=runtime.use_xla(cfg))
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)

@@ -1,13 +1,15 @@
 """Typed `teacher.*` and `distill.*` settings (knowledge distillation, src/kd) and their checks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from src.schema.core import require, require_choice
 from src.schema.datafree import OBJECTIVES
 
 SOFT_LOSSES = ("kl", "ce")
+METHODS = ("hinton", "dkd", "dist")  # the soft term of the loss (docs/distill.md, "Methods")
+STANDARDIZABLE = ("hinton", "dkd")  # distill.standardize applies to these
 DISTILL_DATA = ("dataset", "reconstructed")
 
 
@@ -18,7 +20,26 @@ class TeacherConfig:
 
 
 @dataclass
+class DkdConfig:
+    """Decoupled KD (Zhao et al. 2022); the reference code's defaults."""
+    alpha: float = 1.0  # weight of the target-class term TCKD
+    beta: float = 8.0  # weight of the non-target term NCKD (the reference uses 2-8 per pair)
+    warmup: int = 20  # epochs over which the KD term ramps up linearly (epoch / warmup); 0 = off
+
+
+@dataclass
+class DistRelationConfig:
+    """DIST (Huang et al. 2022): weights of its two Pearson-relation terms."""
+    inter: float = 1.0  # per example, across classes
+    intra: float = 1.0  # per class, across the batch
+
+
+@dataclass
 class DistillConfig:
+    method: str = "hinton"  # hinton | dkd | dist: the soft term (docs/distill.md)
+    standardize: bool = False  # logit standardisation (Sun et al. 2024) before the soft term: hinton, dkd
+    dkd: DkdConfig = field(default_factory=DkdConfig)
+    dist: DistRelationConfig = field(default_factory=DistRelationConfig)
     temperature: float = 4.0
     ce_weight: float = 0.1  # hard-label cross-entropy at T=1
     kd_weight: float = 0.9  # soft-target term at T
@@ -41,6 +62,18 @@ def check(cfg) -> None:
     require(kd.ce_weight + kd.kd_weight > 0, "distill.ce_weight and distill.kd_weight are both 0: the student would "
                                              "learn nothing (set distill.kd_weight=1)")
     require_choice(kd.soft_loss, SOFT_LOSSES, "distill.soft_loss")
+    require_choice(kd.method, METHODS, "distill.method")
+    require(not kd.standardize or kd.method in STANDARDIZABLE,
+            f"distill.standardize=true applies to distill.method={' or '.join(STANDARDIZABLE)}, not {kd.method}: "
+            "set distill.standardize=false")
+    require(kd.dkd.alpha >= 0 and kd.dkd.beta >= 0, "distill.dkd.alpha and distill.dkd.beta must be >= 0")
+    require(kd.dkd.warmup >= 0, f"distill.dkd.warmup={kd.dkd.warmup}: epochs >= 0 (0 = no warm-up)")
+    require(kd.dist.inter >= 0 and kd.dist.intra >= 0, "distill.dist.inter and distill.dist.intra must be >= 0")
+    require(kd.method != "dist" or cfg.distribute == "none",
+            f"distill.method=dist with distribute={cfg.distribute}: its intra-class term is a statistic of the "
+            "whole batch, which each replica would see only a share of; use distribute=none")
+    require(kd.method == "hinton" or kd.soft_loss == "kl",
+            f"distill.soft_loss={kd.soft_loss} applies to distill.method=hinton only: set distill.soft_loss=kl")
     require_choice(kd.data, DISTILL_DATA, "distill.data")
     if kd.data == "reconstructed":
         require(kd.objective is not None or kd.data_path is not None,

@@ -131,3 +131,52 @@ def test_dropout_overrides_change_the_keys(make_cfg):
     assert distill.artifact(light).dir != distill.artifact(plain).dir  # through the teacher's identity
     regular = make_cfg("procedure=distill", "model=hinton1200", "student=hinton800", "student.dropout=0.1")
     assert distill.artifact(regular).dir != distill.artifact(plain).dir
+
+
+def test_dkd_warms_up_by_epoch_through_the_fit_loop_and_resumes(make_cfg, monkeypatch):
+    """DKD's factor is epoch / warmup in every step of an epoch: read from the optimizer's
+    step count, so a run killed after epoch 2 goes on at 3 / warmup."""
+    import src.fit
+    from src.history import read_rows
+    cfg = make_cfg("procedure=distill", "distill.method=dkd", "distill.dkd.warmup=4", "distill.baseline=false",
+                   "train.epochs=3")
+    real_report = src.fit._report
+
+    def killed_in_epoch_3(row, verbose, writer):
+        if row["epoch"] == 3 and "dkd_warmup" in row:  # the student's fit, not the teacher's
+            raise KeyboardInterrupt
+        real_report(row, verbose, writer)
+
+    monkeypatch.setattr(src.fit, "_report", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        distill.run(cfg)
+    history = distill.artifact(cfg).dir / "history.csv"
+    assert [row["dkd_warmup"] for row in read_rows(history)] == pytest.approx([0.25, 0.5])
+    monkeypatch.setattr(src.fit, "_report", real_report)
+    assert distill.run(cfg)["resumed_from_epoch"] == 2
+    assert [row["dkd_warmup"] for row in read_rows(history)] == pytest.approx([0.25, 0.5, 0.75])
+
+
+@pytest.mark.parametrize("overrides", [["distill.method=dist"], ["distill.standardize=true"],
+                                       ["distill.method=dkd", "distill.standardize=true"]])
+def test_every_method_distills_and_has_its_own_key(make_cfg, overrides):
+    base = make_cfg("procedure=distill", "distill.baseline=false")
+    cfg = make_cfg("procedure=distill", "distill.baseline=false", *overrides)
+    metrics = distill.run(cfg)
+    assert np.isfinite(metrics["test_accuracy"]) and distill.artifact(cfg).is_done()
+    assert distill.artifact(cfg).dir != distill.artifact(base).dir
+
+
+def test_the_hinton_key_does_not_change_with_the_other_methods_settings(make_cfg):
+    base = make_cfg("procedure=distill")
+    assert distill.artifact(make_cfg("procedure=distill", "distill.dkd.beta=2")).dir == distill.artifact(base).dir
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (["distill.method=fitnetz"], "is not one of hinton, dkd, dist"),
+    (["distill.method=dist", "distill.standardize=true"], "applies to distill.method=hinton or dkd"),
+    (["distill.method=dist", "distribute=mirrored"], "intra-class term is a statistic of the whole batch"),
+    (["distill.method=dkd", "distill.soft_loss=ce"], "applies to distill.method=hinton only")])
+def test_bad_method_settings_are_refused_before_anything_runs(make_cfg, overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        validate(make_cfg("procedure=distill", *overrides))

@@ -94,3 +94,24 @@ def test_every_term_is_a_mean_over_a_batch_of_several_examples():
     assert float(out["hard_loss"]) == pytest.approx(hard, rel=1e-5)
     assert float(out["loss"]) == pytest.approx(0.5 * hard + 0.5 * KL / 3, rel=1e-5)
     assert float(out["agreement"]) == pytest.approx(2 / 3)  # argmax ties go to class 0
+
+
+def test_our_loss_and_the_keras_distiller_against_numpy():
+    """Keras 3's LogitsDistillation with its default loss="kl_divergence" applies the KL to
+    the logits / T themselves (no softmax, no T^2); given a KLDivergence instance it takes
+    the softmax path. Ours is T^2 * KL(p_T || q_T) either way."""
+    import keras
+    rng = np.random.default_rng(0)
+    student, teacher, temperature = rng.normal(size=(8, 10)) * 3, rng.normal(size=(8, 10)) * 3, 4.0
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    p, q = softmax(teacher / temperature), softmax(student / temperature)
+    expected = temperature ** 2 * np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=-1))
+    ours = distillation_loss(t(student), t(teacher), None, temperature=temperature, ce_weight=0.0, kd_weight=1.0)
+    assert float(ours["loss"]) == pytest.approx(expected, rel=1e-5)
+    peer = keras.distillation.LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence())
+    assert float(peer.compute_loss(t(teacher), t(student))) == pytest.approx(expected, rel=1e-4)
+    default = keras.distillation.LogitsDistillation(temperature=temperature)
+    assert abs(float(default.compute_loss(t(teacher), t(student))) - expected) > 0.5 * expected
