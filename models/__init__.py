@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from . import cifar as _cifar
 from . import convnet as _convnet
 from . import hinton as _hinton
 from . import lenet as _lenet
@@ -22,6 +23,12 @@ _REGISTRY = {
     "lenet": _lenet.lenet,
     "lenet_half": _lenet.lenet_half,
     "convnet": _convnet.convnet,
+    "resnet20": _cifar.resnet20,
+    "resnet56": _cifar.resnet56,
+    "resnet8x4": _cifar.resnet8x4,
+    "resnet32x4": _cifar.resnet32x4,
+    "wrn_16_2": _cifar.wrn_16_2,
+    "wrn_40_2": _cifar.wrn_40_2,
 }
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings

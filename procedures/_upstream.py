@@ -99,5 +99,6 @@ def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
 def optimizer_for(cfg: DictConfig, examples: int):
     """The train.* optimizer for a run over `examples` training examples."""
     t = cfg.train
-    total = steps_per_epoch(examples, t.batch_size, t.max_steps) * t.epochs
-    return make_optimizer(t.optimizer, t.lr, t.lr_schedule, total)
+    per_epoch = steps_per_epoch(examples, t.batch_size, t.max_steps)
+    return make_optimizer(t.optimizer, t.lr, t.lr_schedule, per_epoch * t.epochs, epoch_steps=per_epoch,
+                          milestones=tuple(t.lr_milestones), decay=t.lr_decay)

@@ -26,7 +26,7 @@ from src import runtime
 from src.artifacts import load_model
 from src.augment import make_augment
 from src.errors import ArtifactError
-from src.fit import Fitter
+from src.fit import Fitter, steps_per_epoch
 from src.kd.loss import make_loss
 from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
 from src.runstore import Run, atomic_write, file_digest, locate
@@ -106,12 +106,6 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
     return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {where}"
 
 
-def _steps_per_epoch(examples: int, batch_size: int, max_steps: int | None) -> int:
-    """What the fit loop runs per epoch (full batches only, at most max_steps)."""
-    steps = max(1, examples // min(batch_size, examples))
-    return min(steps, max_steps) if max_steps else steps
-
-
 def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
@@ -125,10 +119,10 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
              "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
     student = build_model(cfg.student, data, cfg.seed)
     optimizer = optimizer_for(cfg, len(train["x"]))
-    steps = _steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
+    steps = steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
     epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)
     fitter = Fitter(student, make_loss(student, teacher, kd, cached, augment, epoch=epoch),
-                    optimizer, jit_compile=runtime.use_xla(cfg))
+                    optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)

@@ -52,7 +52,8 @@ def fit_classifier(cfg: DictConfig, run_: Run, model, data) -> dict:
     """Train `model` on cfg's data with cross-entropy, save it as run_'s model.keras, and
     finish the run with its test metrics."""
     fitter = Fitter(model, classifier_loss(model, make_augment(cfg.augment, cfg.seed)),
-                    optimizer_for(cfg, len(data.x_train)), jit_compile=runtime.use_xla(cfg))
+                    optimizer_for(cfg, len(data.x_train)), jit_compile=runtime.use_xla(cfg),
+                    weight_decay=cfg.train.weight_decay)
     started = time.perf_counter()
     result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,
                         batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,

@@ -71,15 +71,22 @@ def steps_per_epoch(examples: int, batch_size: int, max_steps: int | None = None
     return min(steps, max_steps) if max_steps else steps
 
 
-def make_optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0, *,
+                   epoch_steps: int = 0, milestones=(), decay: float = 0.1) -> keras.optimizers.Optimizer:
     """Keras optimizer by config name; float16 precision wraps it in loss scaling.
 
     schedule=cosine decays the rate from lr to 0 over total_steps (cosine annealing
-    without restarts); the schedule reads optimizer.iterations, which checkpoints keep,
-    so a resumed run continues on the same curve.
+    without restarts); schedule=step multiplies it by `decay` after each epoch in
+    `milestones` (1-indexed: with [150], epochs 1-150 run at lr and 151 on at lr * decay,
+    epoch_steps steps per epoch). Schedules read optimizer.iterations, which checkpoints
+    keep, so a resumed run continues on the same curve.
     """
     if schedule == "cosine" and total_steps > 0:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
+    elif schedule == "step" and milestones:
+        boundaries = [int(m) * epoch_steps - 1 for m in sorted(milestones)]  # the last step of epoch m
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries, [lr * decay ** i for i in range(len(boundaries) + 1)])
     classes = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
@@ -166,8 +173,13 @@ class Fitter(Evaluator):
     """Compiled train steps plus the epoch loop for one model and loss."""
 
     def __init__(self, model: keras.Model, loss_fn: LossFn, optimizer, *, jit_compile: bool = False,
-                 variables: list | None = None):
+                 variables: list | None = None, weight_decay: float = 0.0):
+        """weight_decay adds (weight_decay / 2) * ||w||^2 of every trained variable to the
+        loss that is differentiated: the coupled L2 of PyTorch's SGD(weight_decay), which
+        Keras' own (decoupled) weight_decay is not under momentum. The reported loss
+        stays the data loss."""
         super().__init__(loss_fn, jit_compile=jit_compile)
+        self.weight_decay = float(weight_decay)
         self.model = model
         self.optimizer = optimizer
         self.variables = list(variables if variables is not None else model.trainable_variables)
@@ -192,10 +204,16 @@ class Fitter(Evaluator):
         batch = {name: tf.gather(value, index) for name, value in data.items()}
         with tf.GradientTape() as tape:
             out = self.loss_fn(batch, True)
-            scaled = self.optimizer.scale_loss(out["loss"])
+            scaled = self.optimizer.scale_loss(out["loss"] + self._l2())
         grads = tape.gradient(scaled, self.variables)
         self.optimizer.apply(grads, self.variables)
         return out
+
+    def _l2(self):
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                                                  for v in self.variables])
 
     def _replica_step(self, data: dict, index: tf.Tensor) -> dict:
         """One replica's share of a global batch: its slice of the batch's indices."""
@@ -204,7 +222,7 @@ class Fitter(Evaluator):
         batch = {name: tf.gather(value, index[replica * size:(replica + 1) * size]) for name, value in data.items()}
         with tf.GradientTape() as tape:
             out = self.loss_fn(batch, True)
-            scaled = self.optimizer.scale_loss(out["loss"] / self.replicas)
+            scaled = self.optimizer.scale_loss((out["loss"] + self._l2()) / self.replicas)
         grads = tape.gradient(scaled, self.variables)
         self.optimizer.apply(grads, self.variables)  # all-reduces (sums) the gradients
         return {name: tf.cast(out[name], tf.float32) for name in self.metric_names}

@@ -14,9 +14,9 @@ from src.errors import ConfigError
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
-AUGMENT = ("none", "shift", "flip", "shift_flip")
+AUGMENT = ("none", "shift", "flip", "shift_flip", "crop", "crop_flip")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant", "step")
 MODEL_INITS = ("default", "paper")
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "none")
@@ -80,7 +80,10 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
-    lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant
+    lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant | step (x lr_decay at lr_milestones)
+    lr_milestones: list[int] = field(default_factory=list)  # lr_schedule=step: the epochs after which lr decays
+    lr_decay: float = 0.1  # lr_schedule=step: the factor at each milestone
+    weight_decay: float = 0.0  # train and distill: coupled L2 (PyTorch SGD's), (wd / 2) * ||w||^2 on every weight
     val_split: float = 0.1
     early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
     max_steps: Optional[int] = None  # stop each epoch after this many steps (smoke runs)
@@ -144,6 +147,15 @@ def check(cfg) -> None:
     require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps={t.max_steps}: must be >= 1 or null")
     require_choice(t.optimizer, OPTIMIZERS, "train.optimizer")
     require_choice(t.lr_schedule, LR_SCHEDULES, "train.lr_schedule")
+    require(t.lr_schedule != "step" or len(t.lr_milestones) > 0,
+            "train.lr_schedule=step needs train.lr_milestones, the epochs after which the rate decays "
+            "(e.g. train.lr_milestones=[150,180,210])")
+    require(all(m >= 1 for m in t.lr_milestones), f"train.lr_milestones={list(t.lr_milestones)}: epochs >= 1")
+    require(0 < t.lr_decay <= 1, f"train.lr_decay={t.lr_decay}: a factor in (0, 1] (e.g. 0.1)")
+    require(t.weight_decay >= 0, f"train.weight_decay={t.weight_decay}: must be >= 0 (e.g. 5e-4)")
+    require(t.weight_decay == 0 or cfg.procedure.name in ("train", "distill", "suite"),
+            f"train.weight_decay applies to procedure=train and distill, not {cfg.procedure.name}: "
+            "set train.weight_decay=0")
     require_choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
     require_choice(cfg.precision, PRECISIONS, "precision")
     require_choice(cfg.distribute, DISTRIBUTE, "distribute")

@@ -51,3 +51,32 @@ def test_unknown_augment_is_rejected(make_cfg):
     from src.schema import validate
     with pytest.raises(ConfigError, match="augment='rotate' is not one of none, shift, flip, shift_flip"):
         validate(make_cfg("augment=rotate"))
+
+
+def _translated(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """image moved down by dy and right by dx pixels, zeros where nothing moved in."""
+    out = np.zeros_like(image)
+    h, w = image.shape[:2]
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def test_crop_is_a_per_example_translation_by_up_to_four_pixels_with_zero_fill():
+    """Pad 4 zeros, cut the original size: each example is its image moved by (dy, dx) in -4..4."""
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 10, 10, 3)).astype("float32") + 0.5  # no zeros of its own
+    out = make_augment("crop", 0)(tf.constant(x)).numpy()
+    moves = []
+    for image, cropped in zip(x, out):
+        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                 if np.array_equal(cropped, _translated(image, dy, dx))]
+        assert len(found) == 1
+        moves.append(found[0])
+    assert len(set(moves)) > 8  # drawn per example, not once per batch
+
+
+def test_crop_flip_flips_some_crops():
+    x = tf.constant(np.random.default_rng(1).random((64, 8, 8, 1)).astype("float32") + 0.5)
+    out = make_augment("crop_flip", 0)(x).numpy()
+    assert out.shape == x.shape and not np.array_equal(out, x.numpy())

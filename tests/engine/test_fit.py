@@ -118,6 +118,29 @@ def test_cosine_schedule_decays_to_zero_over_the_run():
     assert float(steps_per_epoch(300, 64)) == 4 and steps_per_epoch(300, 64, max_steps=2) == 2
 
 
+def test_step_schedule_decays_after_each_milestone_epoch():
+    """[2, 3] with 10 steps per epoch: epochs 1-2 (steps 0-19) at lr, epoch 3 at lr/10,
+    epoch 4 on at lr/100 (the reference's 1-indexed milestone rule)."""
+    optimizer = make_optimizer("sgd", 0.05, "step", epoch_steps=10, milestones=(3, 2), decay=0.1)
+    schedule = optimizer._learning_rate
+    rates = [float(schedule(step)) for step in (0, 19, 20, 29, 30, 100)]
+    assert rates == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
+
+
+def test_weight_decay_is_the_coupled_l2_gradient():
+    """A loss that is 0 everywhere: one SGD step (momentum starts at 0) moves every weight,
+    biases included, by -lr * wd * w; the reported loss stays 0."""
+    keras.utils.set_random_seed(0)
+    model = models.build("hinton800", (4, 4, 1), 3)
+    before = [w.copy() for w in model.get_weights()]
+    zero = lambda batch, training: {"loss": 0.0 * tf.reduce_sum(model(batch["x"], training=False))}  # noqa: E731
+    fitter = Fitter(model, zero, make_optimizer("sgd", 0.1), weight_decay=0.01)
+    result = fitter.fit({"x": np.ones((8, 4, 4, 1), "float32")}, epochs=1, batch_size=8, seed=0, verbose=0)
+    assert result.history[0]["loss"] == 0.0
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_allclose(new, old * (1 - 0.1 * 0.01), rtol=1e-5, atol=1e-7)
+
+
 def test_on_epoch_end_runs_after_each_new_epoch_and_joins_history(tmp_path):
     """A procedure's per-epoch hook (pictures, test-split scores): called once per epoch
     with that epoch's row, its dict lands in history.csv, resumed epochs are not replayed."""

@@ -18,6 +18,7 @@ EXPECTED_ACTIVATIONS = {
     "lenet_half": ["conv1", "conv2", "fc1", "fc2", "logits"],
     "convnet": ["conv1", "conv2", "fc1", "logits"],
 }
+MNIST_MODELS = tuple(EXPECTED_ACTIVATIONS)  # the CIFAR networks have tests/models/test_cifar.py
 
 
 def _batch(shape, n=4, seed=0):
@@ -25,11 +26,12 @@ def _batch(shape, n=4, seed=0):
 
 
 def test_names():
-    assert NAMES == ("hinton1200", "hinton800", "lenet", "lenet_half", "convnet")
+    assert NAMES == ("hinton1200", "hinton800", "lenet", "lenet_half", "convnet", "resnet20", "resnet56",
+                     "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2")
     assert models.INITS == ("default", "paper")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MNIST_MODELS)
 def test_builds_on_mnist_and_outputs_logits(name):
     model = build(name, MNIST, 10)
     assert model.name == name
@@ -83,7 +85,7 @@ def test_parameter_counts(name, shape, expected):
     assert build(name, shape, 10).count_params() == expected
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MNIST_MODELS)
 def test_activation_layers(name):
     model = build(name, MNIST, 10)
     names = activation_layers(model)
@@ -180,7 +182,7 @@ def test_unknown_init():
     assert "default" in str(info.value) and "paper" in str(info.value)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MNIST_MODELS)
 def test_save_load_round_trip(name, tmp_path):
     model = build(name, MNIST, 10, init="paper")
     path = tmp_path / "m.keras"

@@ -17,7 +17,9 @@ from src.schema import validate
 from tests.conftest import CONF, as_main
 
 PROCEDURES = sorted(p.stem for p in (Path(CONF) / "procedure").glob("*.yaml") if p.stem != "suite")
-PRESETS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
+# The CIFAR benchmark presets trace three deep networks (about a minute each): in the slow set.
+PRESETS = [pytest.param(p, marks=pytest.mark.slow) if p.startswith("kd_cifar100") else p
+           for p in sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 STANDIN = {
     "mnist": ["dataset=synthetic"],
