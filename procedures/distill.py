@@ -27,9 +27,11 @@ from src.artifacts import load_model
 from src.augment import make_augment
 from src.errors import ArtifactError
 from src.fit import Fitter, steps_per_epoch
+from src.kd.features import check_layers, make_feature_loss
 from src.kd.loss import make_loss
 from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
 from src.runstore import Run, atomic_write, file_digest, locate
+from src.schema.kd import FEATURE_METHODS
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -51,20 +53,33 @@ def loss_key(kd) -> dict:
     key = {k: kd[k] for k in LOSS_KEYS}
     if kd.method != "hinton" or kd.standardize:
         key.update(method=kd.method, standardize=kd.standardize)
-        if kd.method in ("dkd", "dist"):
-            key[kd.method] = kd[kd.method]
+        if kd.method in ("dkd", "dist", *FEATURE_METHODS):
+            key[kd.method] = kd["features" if kd.method in FEATURE_METHODS else kd.method]
     return key
 
 
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
+    if cfg.distill.method in FEATURE_METHODS:
+        _check_feature_layers(cfg, data)
     teacher, teacher_source = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
     scratch = _scratch_baseline(cfg) if cfg.distill.baseline else None
     run_ = artifact(cfg)
     metrics = run_.produce(cfg, lambda: _distill(cfg, run_, data, teacher, teacher_source, scratch), "distill")
     _print_summary(cfg, metrics, run_)
     return metrics
+
+
+def _check_feature_layers(cfg: DictConfig, data) -> None:
+    """Every named layer exists, before a teacher or baseline is trained (architectures
+    are built for the check; a teacher file is loaded)."""
+    names = cfg.distill.features
+    student = build_model(cfg.student, data, cfg.seed)
+    check_layers(student, list(names.student_layers), "the student", "distill.features.student_layers")
+    teacher = load_model(Path(cfg.teacher.path), "teacher") if cfg.teacher.path else build_model(cfg.model, data,
+                                                                                                  cfg.seed)
+    check_layers(teacher, list(names.teacher_layers), "the teacher", "distill.features.teacher_layers")
 
 
 def _scratch_baseline(cfg: DictConfig) -> dict:
@@ -110,7 +125,7 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
     augment = make_augment(cfg.augment, cfg.seed)
-    cached = kd.cache_teacher and augment is None
+    cached = kd.cache_teacher and augment is None and kd.method not in FEATURE_METHODS
     if cached:
         train, val = with_teacher_logits(teacher, train), with_teacher_logits(teacher, val)
     log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
@@ -121,8 +136,11 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
     optimizer = optimizer_for(cfg, len(train["x"]))
     steps = steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
     epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)
-    fitter = Fitter(student, make_loss(student, teacher, kd, cached, augment, epoch=epoch),
-                    optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
+    if kd.method in FEATURE_METHODS:
+        trained, loss = make_feature_loss(student, teacher, kd, augment, epoch=epoch)
+    else:
+        trained, loss = student, make_loss(student, teacher, kd, cached, augment, epoch=epoch)
+    fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
     started = time.perf_counter()
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)

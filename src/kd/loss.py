@@ -65,7 +65,7 @@ def method_loss(student_logits, teacher_logits, labels, kd, epoch=1) -> dict:
     zs, zt = (standardized(student_logits), standardized(teacher_logits)) if kd.standardize \
         else (student_logits, teacher_logits)
     extras: dict = {}
-    if kd.method == "hinton":
+    if kd.method in ("hinton", "fitnet", "at"):  # feature methods add their term to this (src/kd/features.py)
         soft = soft_target_loss(zs, zt, kd.temperature, kd.soft_loss)
     elif kd.method == "dkd":
         if labels is None:

@@ -8,8 +8,9 @@ from src.schema.core import require, require_choice
 from src.schema.datafree import OBJECTIVES
 
 SOFT_LOSSES = ("kl", "ce")
-METHODS = ("hinton", "dkd", "dist")  # the soft term of the loss (docs/distill.md, "Methods")
-STANDARDIZABLE = ("hinton", "dkd")  # distill.standardize applies to these
+METHODS = ("hinton", "dkd", "dist", "fitnet", "at")  # docs/distill.md, "Methods"
+FEATURE_METHODS = ("fitnet", "at")  # add a loss on named layers to the hinton term
+STANDARDIZABLE = ("hinton", "dkd", "fitnet", "at")  # distill.standardize applies to these (to the logit term)
 DISTILL_DATA = ("dataset", "reconstructed")
 
 
@@ -35,11 +36,20 @@ class DistRelationConfig:
 
 
 @dataclass
+class FeatureConfig:
+    """fitnet / at: the layer pairs whose outputs are matched, in order."""
+    teacher_layers: list[str] = field(default_factory=list)  # e.g. [conv2_relu]
+    student_layers: list[str] = field(default_factory=list)  # as many, e.g. [conv2_relu]
+    weight: Optional[float] = None  # null = the reference's: fitnet 100, at 1000
+
+
+@dataclass
 class DistillConfig:
     method: str = "hinton"  # hinton | dkd | dist: the soft term (docs/distill.md)
     standardize: bool = False  # logit standardisation (Sun et al. 2024) before the soft term: hinton, dkd
     dkd: DkdConfig = field(default_factory=DkdConfig)
     dist: DistRelationConfig = field(default_factory=DistRelationConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     temperature: float = 4.0
     ce_weight: float = 0.1  # hard-label cross-entropy at T=1
     kd_weight: float = 0.9  # soft-target term at T
@@ -72,8 +82,14 @@ def check(cfg) -> None:
     require(kd.method != "dist" or cfg.distribute == "none",
             f"distill.method=dist with distribute={cfg.distribute}: its intra-class term is a statistic of the "
             "whole batch, which each replica would see only a share of; use distribute=none")
-    require(kd.method == "hinton" or kd.soft_loss == "kl",
-            f"distill.soft_loss={kd.soft_loss} applies to distill.method=hinton only: set distill.soft_loss=kl")
+    if kd.method in FEATURE_METHODS:
+        f = kd.features
+        require(len(f.teacher_layers) > 0 and len(f.teacher_layers) == len(f.student_layers),
+                f"distill.method={kd.method} needs layer pairs: distill.features.teacher_layers=[...] and "
+                "distill.features.student_layers=[...] of the same length (e.g. [conv2_relu] and [conv2_relu])")
+        require(f.weight is None or f.weight >= 0, f"distill.features.weight={f.weight}: must be >= 0, or null")
+    require(kd.method in ("hinton", *FEATURE_METHODS) or kd.soft_loss == "kl",
+            f"distill.soft_loss={kd.soft_loss} applies to distill.method=hinton, fitnet, at: set distill.soft_loss=kl")
     require_choice(kd.data, DISTILL_DATA, "distill.data")
     if kd.data == "reconstructed":
         require(kd.objective is not None or kd.data_path is not None,

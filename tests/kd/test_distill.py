@@ -173,10 +173,10 @@ def test_the_hinton_key_does_not_change_with_the_other_methods_settings(make_cfg
 
 
 @pytest.mark.parametrize("overrides,fragment", [
-    (["distill.method=fitnetz"], "is not one of hinton, dkd, dist"),
+    (["distill.method=fitnetz"], "is not one of hinton, dkd, dist, fitnet, at"),
     (["distill.method=dist", "distill.standardize=true"], "applies to distill.method=hinton or dkd"),
     (["distill.method=dist", "distribute=mirrored"], "intra-class term is a statistic of the whole batch"),
-    (["distill.method=dkd", "distill.soft_loss=ce"], "applies to distill.method=hinton only")])
+    (["distill.method=dkd", "distill.soft_loss=ce"], "applies to distill.method=hinton, fitnet, at")])
 def test_bad_method_settings_are_refused_before_anything_runs(make_cfg, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
         validate(make_cfg("procedure=distill", *overrides))
