@@ -6,10 +6,10 @@ files (figures, model.keras, metrics, config) as artifacts. A run is tagged with
 folder and is not mirrored into the same experiment twice. A multirun sweep is one
 experiment named after its folder; every run is tagged with the sweep and job number.
 
-The default store is SQLite beside the run store (<parent of paths.runs>/mlruns/mlflow.db,
-artifacts in mlruns/artifacts): it works offline, and `mlflow ui --backend-store-uri
-sqlite:///mlruns/mlflow.db` shows it. Local stores are written under a file lock, so the
-jobs of a parallel sweep take turns.
+The default store is MLflow's file store beside the run store (<parent of paths.runs>/mlruns):
+it works offline, and `mlflow ui --backend-store-uri mlruns` shows it. Local stores (a
+folder or SQLite file) are written under a file lock, so the jobs of a parallel sweep take
+turns.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,10 +35,10 @@ BATCH = 100  # MLflow takes at most 100 parameters per call (and 1,000 metrics)
 
 
 def tracking_uri(cfg: DictConfig) -> str:
-    """logger.tracking_uri, or SQLite in mlruns/ beside the run store."""
+    """logger.tracking_uri, or the file store mlruns/ beside the run store."""
     if cfg.logger.tracking_uri:
         return str(cfg.logger.tracking_uri)
-    return f"sqlite:///{local_root(cfg.paths.runs) / 'mlflow.db'}"
+    return local_root(cfg.paths.runs).as_uri()
 
 
 def local_root(runs: str) -> Path:
@@ -48,24 +49,30 @@ def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) 
     """Mirror each finished run folder into the experiment (see the module docstring)."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # an unreachable server: fail fast
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    for chatty in ("mlflow", "alembic"):  # database set-up notes on every first use
+    for chatty in ("mlflow", "alembic"):  # store set-up notes on every first use
         logging.getLogger(chatty).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
     local = local_folder(tracking_uri)
     with _locked(local):
         client = MlflowClient(tracking_uri=tracking_uri)
         name = experiment or (str(job.sweep_dir) if job.sweep_dir else DEFAULT_EXPERIMENT)
-        experiment_id = _experiment(client, name, local)
+        experiment_id = _experiment(client, name)
         for folder in runs:
             if not _already_there(client, experiment_id, folder):
                 _log_run(client, experiment_id, folder, job)
 
 
 def local_folder(uri: str) -> Path | None:
-    """The folder of a local SQLite store (created here), or None for a server."""
-    if not uri.startswith("sqlite:///"):
+    """The folder of a local store, a file store or a SQLite file's (created here); None
+    for a server."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+    elif uri.startswith("file:"):
+        folder = Path(urlparse(uri).path)
+    elif "://" not in uri:
+        folder = Path(uri)
+    else:
         return None
-    folder = Path(uri[len("sqlite:///"):]).parent
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -83,16 +90,9 @@ def _locked(folder: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _experiment(client, name: str, local: Path | None) -> str:
+def _experiment(client, name: str) -> str:
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = (local / "artifacts").as_uri() if local is not None else None
-    return client.create_experiment(name, artifact_location=location and f"{location}/{_slug(name)}")
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
 
 
 def _already_there(client, experiment_id: str, folder: Path) -> bool:

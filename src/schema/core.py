@@ -129,7 +129,7 @@ class PathsConfig:
 class LoggerConfig:
     """Where a run's records go besides the run store (which always has history.csv)."""
     name: str = "tensorboard"  # tensorboard | csv | mlflow | none
-    tracking_uri: Optional[str] = None  # mlflow: null = sqlite:///<beside paths.runs>/mlruns/mlflow.db
+    tracking_uri: Optional[str] = None  # mlflow: null = the file store <parent of paths.runs>/mlruns
     experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
 
 

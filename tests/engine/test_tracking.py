@@ -50,7 +50,7 @@ def test_mlflow_mirror_reads_back_with_the_mlflow_client(tmp_path):
     assert run.data.metrics["test_accuracy"] == pytest.approx(runstore.read_json(folder / "metrics.json")["test_accuracy"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.keras", "history.csv", "metrics.json", "config.yaml"} <= artifacts
-    assert (tmp_path / "mlruns" / "mlflow.db").is_file()  # beside the run store
+    assert (tmp_path / "mlruns" / experiment.experiment_id / "meta.yaml").is_file()  # beside the run store
 
 
 def test_a_run_mirrored_twice_is_logged_once_and_a_sweep_is_its_own_experiment(tmp_path):
