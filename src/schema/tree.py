@@ -33,13 +33,13 @@ class TreeConfig:
     penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
     penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
     labels: str = "soft"  # hard | soft (teacher at tree.temperature) | mixed (measured: docs/tree_distill.md)
-    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (chosen on test: BENCHMARKS.md)
+    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (chosen on validation: BENCHMARKS.md)
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
     sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
     epochs: Optional[int] = 60  # null = train.epochs; hard labels peak early, soft targets keep improving
     batch_size: Optional[int] = None  # null = train.batch_size
-    lr: Optional[float] = 0.01  # null = train.lr; the tree learns best at 10x a network's rate (measured)
+    lr: Optional[float] = 0.03  # null = train.lr; chosen on validation among 0.003-0.1 (BENCHMARKS.md)
     early_stopping: Optional[int] = None  # null = train.early_stopping
     gif: bool = True  # draw the tree after every epoch and assemble learning.gif
     explain: ExplainConfig = field(default_factory=ExplainConfig)
