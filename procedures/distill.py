@@ -1,7 +1,7 @@
 """distill: Hinton et al. (2015) knowledge distillation of `model` (the teacher) into
 `student`, on the training split or on data reconstructed without it (data-free).
 
-    python main.py                                   # lenet -> lenet_half on mnist_sample
+    python main.py                                   # convnet -> hinton800 at T=8 on mnist_sample
     python main.py procedure=distill model=hinton1200 student=hinton800 dataset=fashion_mnist
     python main.py procedure=distill teacher.path=/some/where/teacher.keras student=lenet_half
 

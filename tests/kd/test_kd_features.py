@@ -82,7 +82,8 @@ def test_attention_gradient_matches_finite_differences():
     np.testing.assert_allclose(grad, numeric, rtol=3e-2, atol=1e-4)
 
 
-PAIRS = ["distill.features.teacher_layers=[conv2_relu]", "distill.features.student_layers=[conv2_relu]"]
+PAIRS = ["model=lenet", "student=lenet_half", "distill.features.teacher_layers=[conv2_relu]",
+         "distill.features.student_layers=[conv2_relu]"]
 
 
 @pytest.mark.parametrize("method", ["fitnet", "at"])
@@ -98,8 +99,8 @@ def test_feature_methods_distill_and_save_the_student_alone(make_cfg, method):
 
 
 def test_an_unknown_layer_lists_the_models_layers_before_any_training(make_cfg):
-    cfg = make_cfg("procedure=distill", "distill.method=at", "distill.features.teacher_layers=[conv9]",
-                   "distill.features.student_layers=[conv2_relu]")
+    cfg = make_cfg("procedure=distill", "model=lenet", "student=lenet_half", "distill.method=at",
+                   "distill.features.teacher_layers=[conv9]", "distill.features.student_layers=[conv2_relu]")
     with pytest.raises(ConfigError, match="the teacher lenet has no layer conv9; its layers are: input, conv1"):
         distill.run(cfg)
     assert not train.artifact(cfg).dir.exists()  # the teacher was not trained first

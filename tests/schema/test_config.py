@@ -18,10 +18,15 @@ ALL_PROCEDURES = sorted(p.stem for p in (ROOT / "conf/procedure").glob("*.yaml")
 
 def test_defaults_compose():
     cfg = compose_config()
-    assert cfg.dataset.name == "mnist_sample"
-    assert cfg.model.name == "lenet" and cfg.student.name == "lenet_half"
+    assert cfg.dataset.name == "mnist_sample" and cfg.procedure.name == "distill"
+    assert cfg.model.name == "convnet" and cfg.student.name == "hinton800"  # the main job's pair
+    assert cfg.distill.temperature == 8.0
     assert cfg.seed == 0 and cfg.auto_prereqs is True and cfg.force is False
     validate(cfg)
+    train = compose_config("procedure=train")
+    assert train.model.name == "lenet" and train.distill.temperature == 4.0  # the pair is distill's own
+    chosen = compose_config("procedure=distill", "model=lenet", "distill.temperature=2")
+    assert chosen.model.name == "lenet" and chosen.student.name == "hinton800" and chosen.distill.temperature == 2
 
 
 def test_group_options_match_registries():
