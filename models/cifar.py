@@ -76,35 +76,19 @@ def _wrn(input_shape, num_classes, depth: int, widen: int, name: str):
     return keras.Model(inputs, layers.Dense(num_classes, name=LOGITS)(x), name=name)
 
 
-def _no_init(init: str) -> None:
-    del init  # the reference code has one initialisation: "paper" == "default" here
+def _builder(family, name: str, *shape):
+    """A registry entry: (input_shape, num_classes, init) -> the named network. The
+    reference code has one initialisation, so init "paper" is "default" here."""
+    def build(input_shape, num_classes, init="default"):
+        del init
+        return family(input_shape, num_classes, *shape, name)
+    build.__name__ = name
+    return build
 
 
-def resnet20(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _resnet(input_shape, num_classes, (16, 16, 32, 64), 20, "resnet20")
-
-
-def resnet56(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _resnet(input_shape, num_classes, (16, 16, 32, 64), 56, "resnet56")
-
-
-def resnet8x4(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _resnet(input_shape, num_classes, (32, 64, 128, 256), 8, "resnet8x4")
-
-
-def resnet32x4(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _resnet(input_shape, num_classes, (32, 64, 128, 256), 32, "resnet32x4")
-
-
-def wrn_16_2(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _wrn(input_shape, num_classes, 16, 2, "wrn_16_2")
-
-
-def wrn_40_2(input_shape, num_classes, init="default"):
-    _no_init(init)
-    return _wrn(input_shape, num_classes, 40, 2, "wrn_40_2")
+resnet20 = _builder(_resnet, "resnet20", (16, 16, 32, 64), 20)
+resnet56 = _builder(_resnet, "resnet56", (16, 16, 32, 64), 56)
+resnet8x4 = _builder(_resnet, "resnet8x4", (32, 64, 128, 256), 8)
+resnet32x4 = _builder(_resnet, "resnet32x4", (32, 64, 128, 256), 32)
+wrn_16_2 = _builder(_wrn, "wrn_16_2", 16, 2)
+wrn_40_2 = _builder(_wrn, "wrn_40_2", 40, 2)

@@ -80,3 +80,15 @@ def cli(tmp_path):
         result.output = result.stdout + result.stderr  # Hydra logs to stdout, errors to stderr
         return result
     return run
+
+
+def numeric_gradient(loss, values, h: float = 1e-2):
+    """Central finite differences of the scalar function `loss` at the NumPy array `values`."""
+    import numpy as np
+    grad = np.zeros_like(values)
+    for index in np.ndindex(values.shape):
+        up, down = values.copy(), values.copy()
+        up[index] += h
+        down[index] -= h
+        grad[index] = (loss(up) - loss(down)) / (2 * h)
+    return grad

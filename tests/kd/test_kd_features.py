@@ -14,6 +14,7 @@ from src.artifacts import load_model
 from src.errors import ConfigError
 from src.history import read_rows
 from src.kd.features import attention, attention_loss, hint_loss, regressor
+from tests.conftest import numeric_gradient
 
 # Two examples of 2x2 maps with 2 channels. Example 1: channel values whose squares average
 # to [[1, 0], [0, 0]] per position -> map [1, 0, 0, 0] (already unit length).
@@ -72,13 +73,7 @@ def test_attention_gradient_matches_finite_differences():
     with tf.GradientTape() as tape:
         value = attention_loss(variable, teacher)
     grad = tape.gradient(value, variable).numpy()
-    h, numeric = 1e-2, np.zeros_like(student)
-    for index in np.ndindex(student.shape):
-        up, down = student.copy(), student.copy()
-        up[index] += h
-        down[index] -= h
-        numeric[index] = (float(attention_loss(tf.constant(up, tf.float32), teacher))
-                          - float(attention_loss(tf.constant(down, tf.float32), teacher))) / (2 * h)
+    numeric = numeric_gradient(lambda v: float(attention_loss(tf.constant(v, tf.float32), teacher)), student)
     np.testing.assert_allclose(grad, numeric, rtol=3e-2, atol=1e-4)
 
 

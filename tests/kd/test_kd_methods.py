@@ -14,6 +14,7 @@ from src.kd.dist import dist_loss
 from src.kd.dkd import dkd_terms, warmup_factor
 from src.kd.loss import method_loss, soft_target_loss, standardized
 from src.schema.kd import DistillConfig
+from tests.conftest import numeric_gradient
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 # Example 1, target 0: teacher [ln4, ln2, ln2] -> p = [1/2, 1/4, 1/4]; student [0, ln3, 0] -> [1/5, 3/5, 1/5].
@@ -137,10 +138,4 @@ def test_gradient_matches_finite_differences(method, standardize):
     with tf.GradientTape() as tape:
         value = method_loss(variable, tf.cast(teacher, tf.float32), tf.cast(labels, tf.float32), kd)["loss"]
     grad = tape.gradient(value, variable).numpy()
-    h, numeric = 1e-2, np.zeros_like(student)
-    for index in np.ndindex(student.shape):
-        up, down = student.copy(), student.copy()
-        up[index] += h
-        down[index] -= h
-        numeric[index] = (loss(up) - loss(down)) / (2 * h)
-    np.testing.assert_allclose(grad, numeric, rtol=2e-2, atol=2e-4)
+    np.testing.assert_allclose(grad, numeric_gradient(loss, student), rtol=2e-2, atol=2e-4)
