@@ -31,7 +31,7 @@ from src.kd.features import check_layers, make_feature_loss
 from src.kd.loss import make_loss
 from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
 from src.runstore import Run, atomic_write, file_digest, locate
-from src.schema.kd import FEATURE_METHODS
+from src.schema.kd import FEATURE_METHODS, METHOD_SECTIONS
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ def loss_key(kd) -> dict:
     key = {k: kd[k] for k in LOSS_KEYS}
     if kd.method != "hinton" or kd.standardize:
         key.update(method=kd.method, standardize=kd.standardize)
-        if kd.method in ("dkd", "dist", *FEATURE_METHODS):
-            key[kd.method] = kd["features" if kd.method in FEATURE_METHODS else kd.method]
+        if kd.method in METHOD_SECTIONS:
+            key[kd.method] = kd[METHOD_SECTIONS[kd.method]]
     return key
 
 

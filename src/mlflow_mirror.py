@@ -101,7 +101,7 @@ def _already_there(client, experiment_id: str, folder: Path) -> bool:
 
 
 def _log_run(client, experiment_id: str, folder: Path, job) -> None:
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     tags = {"run_store_dir": str(folder), "procedure": folder.parent.name, "dataset": folder.parent.parent.name}
     if job.sweep_dir:
         tags.update(sweep=str(job.sweep_dir), job=str(job.number))
@@ -110,8 +110,7 @@ def _log_run(client, experiment_id: str, folder: Path, job) -> None:
     params = [Param(k, v) for k, v in flat_params(folder / "config.yaml").items()]
     metrics = _metrics(folder, Metric)
     for start in range(0, max(len(params), len(metrics)), BATCH):
-        client.log_batch(run_id, params=params[start:start + BATCH], metrics=metrics[start:start + BATCH],
-                         tags=[RunTag("kd_runner", "1")] if start == 0 else [])
+        client.log_batch(run_id, params=params[start:start + BATCH], metrics=metrics[start:start + BATCH])
     for file in sorted(folder.iterdir()):
         if file.is_file() and file.suffix in ARTIFACT_SUFFIXES and file.stat().st_size <= MAX_ARTIFACT_BYTES:
             client.log_artifact(run_id, str(file))

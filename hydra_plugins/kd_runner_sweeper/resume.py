@@ -62,8 +62,9 @@ def _finish_stale(study, impl) -> None:
     """Run the trials a kill left RUNNING again, with their parameters, and tell the results."""
     from optuna.trial import TrialState
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
-    for start in range(0, len(stale), max(1, int(impl.n_jobs))):
-        batch = stale[start:start + max(1, int(impl.n_jobs))]
+    size = max(1, int(impl.n_jobs))
+    for start in range(0, len(stale), size):
+        batch = stale[start:start + size]
         overrides = [tuple(f"{k}={v}" for k, v in {**t.params, **t.user_attrs}.items()) for t in batch]
         log.info("Optuna study %s: running interrupted trial(s) %s again", study.study_name,
                  ", ".join(str(t.number) for t in batch))

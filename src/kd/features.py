@@ -18,6 +18,7 @@ import tensorflow as tf
 from src.errors import ConfigError
 
 NORM_EPS = 1e-12  # in the L2 normalisation of an attention map, as the reference code
+DEFAULT_WEIGHTS = {"fitnet": 100.0, "at": 1000.0}  # the reference code's (RepDistiller, mdistiller)
 
 
 def check_layers(model: keras.Model, names: list[str], role: str, key: str) -> None:
@@ -84,9 +85,8 @@ def regressor(student_shape: tuple, teacher_shape: tuple, name: str) -> keras.Se
     else:
         raise ConfigError(f"distill.features: student feature shape {student_shape} and teacher shape "
                           f"{teacher_shape} are not both vectors or both maps")
-    model = keras.Sequential([keras.Input(student_shape), *body, keras.layers.BatchNormalization(),
-                              keras.layers.ReLU()], name=name)
-    return model
+    return keras.Sequential([keras.Input(student_shape), *body, keras.layers.BatchNormalization(),
+                             keras.layers.ReLU()], name=name)
 
 
 class StudentWithRegressors(keras.Model):
@@ -135,5 +135,3 @@ def make_feature_loss(student: keras.Model, teacher: keras.Model, kd, augment=No
         return out
     return trained, loss_fn
 
-
-DEFAULT_WEIGHTS = {"fitnet": 100.0, "at": 1000.0}  # the reference code's (RepDistiller, mdistiller)

@@ -10,6 +10,7 @@ from src.schema.datafree import OBJECTIVES
 SOFT_LOSSES = ("kl", "ce")
 METHODS = ("hinton", "dkd", "dist", "fitnet", "at")  # docs/distill.md, "Methods"
 FEATURE_METHODS = ("fitnet", "at")  # add a loss on named layers to the hinton term
+METHOD_SECTIONS = {"dkd": "dkd", "dist": "dist", "fitnet": "features", "at": "features"}  # a method's own settings
 STANDARDIZABLE = ("hinton", "dkd", "fitnet", "at")  # distill.standardize applies to these (to the logit term)
 DISTILL_DATA = ("dataset", "reconstructed")
 
