@@ -24,7 +24,7 @@ from procedures._upstream import (build_model, load_data, optimizer_for, teacher
                                   upstream, upstream_config, upstream_run)
 from src import runtime
 from src.artifacts import load_model
-from src.augment import make_augment
+from src.augment import augment_for, augment_key
 from src.errors import ArtifactError
 from src.fit import Fitter, steps_per_epoch
 from src.kd.features import check_layers, make_feature_loss
@@ -41,7 +41,7 @@ LOSS_KEYS = ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "
 def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
-           "teacher": upstream("train").model_identity(cfg, cfg.teacher.path), "augment": cfg.augment}
+           "teacher": upstream("train").model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
     if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     name = f"{cfg.student.name}-from-{teacher_name(cfg, cfg.teacher.path)}"
@@ -124,7 +124,7 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
 def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
-    augment = make_augment(cfg.augment, cfg.seed)
+    augment = augment_for(cfg)
     cached = kd.cache_teacher and augment is None and kd.method not in FEATURE_METHODS
     if cached:
         train, val = with_teacher_logits(teacher, train), with_teacher_logits(teacher, val)

@@ -8,7 +8,8 @@ store (finished rows are reused), and reported by `suite.rows[i].metric`. With
 `suite.reference`, a column gives each row's metric as a fraction of that row's. With
 `suite.seeds=[0,1,2]` every row runs once per seed and the table gives the mean, the
 standard deviation and the 95% Student-t interval over seeds (for the fraction: of the
-per-seed ratios, a paired comparison).
+per-seed ratios, a paired comparison). `suite.columns` adds further metrics of each row's
+metrics.json (e.g. kd_gain, gap_recovered), each with its interval over the seeds.
 """
 from __future__ import annotations
 
@@ -45,29 +46,37 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.suite.rows:
         raise ConfigError("suite.rows is empty: use a preset such as experiment=datafree_lenet")
     seeds = list(cfg.suite.seeds) or [cfg.seed]
-    results = []
+    results, extras = [], []
     for row in cfg.suite.rows:
-        values = []
+        values, columns = [], {name: [] for name in cfg.suite.columns}
         for seed in seeds:
             row_cfg = _row_config(cfg, [*row.overrides, f"seed={seed}"])
             log.info("suite %s: %s, seed %d -> procedure=%s %s", cfg.suite.title, row.label, seed,
                      row_cfg.procedure.name, " ".join(row.overrides))
-            values.append(float(upstream(row_cfg.procedure.name).run(row_cfg)[row.metric]))
+            metrics = upstream(row_cfg.procedure.name).run(row_cfg)
+            values.append(float(metrics[row.metric]))
+            for name in columns:
+                columns[name].append(metrics.get(name))
         results.append((row.label, values))
-    print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds), flush=True)
+        extras.append(columns)
+    print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds, extras), flush=True)
     return {label: float(np.mean(values)) for label, values in results}
 
 
-def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int]) -> str:
+def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int],
+                 extras: list[dict[str, list]] | None = None) -> str:
     """The suite's table: each row's metric in percent (mean over seeds, with its 95%
-    interval when there are several), and its fraction of the reference row's, paired by
-    seed (the interval of the per-seed ratios)."""
+    interval when there are several), its fraction of the reference row's, paired by
+    seed (the interval of the per-seed ratios), and the `extras` columns (per row, a
+    metric's per-seed values; blank where a row's runs do not report it)."""
     ref = dict(results).get(reference) if reference else None
     rows = []
-    for label, values in results:
+    for (label, values), columns in zip(results, extras or [{}] * len(results)):
         row = {"row": label, **_percent("accuracy", values, len(seeds))}
         if ref:
             row.update(_fraction(f"fraction of {reference}", [v / r for v, r in zip(values, ref)], len(seeds)))
+        for name, found in columns.items():
+            row[name] = _signed(found) if found and None not in found else ""
         rows.append(row)
     heading = f"{title} ({len(seeds)} seeds: {', '.join(map(str, seeds))})" if len(seeds) > 1 else title
     return heading + "\n" + format_table(rows).rstrip()
@@ -79,6 +88,12 @@ def _percent(name: str, values: list[float], seeds: int) -> dict:
     if seeds > 1:
         out.update({"std": f"{100 * i['std']:.2f}", "95% CI": f"[{100 * i['low']:.2f}, {100 * i['high']:.2f}]"})
     return out
+
+
+def _signed(values: list[float]) -> str:
+    """mean, with its 95% interval over several seeds: "+0.0080 [+0.0051, +0.0109]"."""
+    i = seed_interval([float(v) for v in values])
+    return f"{i['mean']:+.4f}" + (f" [{i['low']:+.4f}, {i['high']:+.4f}]" if len(values) > 1 else "")
 
 
 def _fraction(name: str, values: list[float], seeds: int) -> dict:

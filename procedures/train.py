@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from procedures._upstream import build_model, load_data, optimizer_for, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import check_fits, load_model, resolve_model_file
-from src.augment import make_augment
+from src.augment import augment_for, augment_key
 from src.fit import Fitter
 from src.losses import classifier_loss
 from src.runstore import Run, atomic_write, file_digest, locate
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
     key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
-           "seed": cfg.seed, "precision": cfg.precision, "augment": cfg.augment}
+           "seed": cfg.seed, "precision": cfg.precision, "augment": augment_key(cfg)}
     return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
 
 
@@ -51,7 +51,7 @@ def _train(cfg: DictConfig, run_: Run) -> dict:
 def fit_classifier(cfg: DictConfig, run_: Run, model, data) -> dict:
     """Train `model` on cfg's data with cross-entropy, save it as run_'s model.keras, and
     finish the run with its test metrics."""
-    fitter = Fitter(model, classifier_loss(model, make_augment(cfg.augment, cfg.seed)),
+    fitter = Fitter(model, classifier_loss(model, augment_for(cfg)),
                     optimizer_for(cfg, len(data.x_train)), jit_compile=runtime.use_xla(cfg),
                     weight_decay=cfg.train.weight_decay)
     started = time.perf_counter()
@@ -77,11 +77,16 @@ def fit_classifier(cfg: DictConfig, run_: Run, model, data) -> dict:
 
 
 def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
-    """The train run that makes `cfg.model`: cfg's train.*, except that a teacher trains
-    for teacher.epochs when that is set (a well-trained teacher, a short student run)."""
+    """The train run that makes `cfg.model`: cfg's train.* and augment, except that a
+    teacher trains for teacher.epochs and with teacher.augment when those are set (a
+    well-trained teacher, a short student run; one teacher for students with and without
+    mixup)."""
+    changes = {}
     if what == "teacher" and cfg.teacher.epochs:
-        return upstream_config(cfg, "train", {"train.epochs": cfg.teacher.epochs})
-    return upstream_config(cfg, "train")
+        changes["train.epochs"] = cfg.teacher.epochs
+    if what == "teacher" and cfg.teacher.augment is not None:
+        changes["augment"] = cfg.teacher.augment
+    return upstream_config(cfg, "train", changes)
 
 
 def trained_model(cfg: DictConfig, data, path: str | None, what: str):

@@ -5,10 +5,21 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Mean sparse cross-entropy of integer labels against logits."""
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits))
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor, mix: tuple | None = None) -> tf.Tensor:
+    """Mean sparse cross-entropy of integer labels against logits; with `mix` = (the
+    partners' labels, the weights w) of a mixup batch, w CE(labels) + (1 - w) CE(partners)."""
+    own = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+    if mix is None:
+        return tf.reduce_mean(own)
+    partners, weight = mix
+    other = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(partners, tf.int32), logits=logits)
+    weight = tf.cast(weight, own.dtype)
+    return tf.reduce_mean(weight * own + (1.0 - weight) * other)
+
+
+def label_mix(batch: dict) -> tuple | None:
+    """(partner labels, weights) of a mixup batch (src.augment.Mixup), else None."""
+    return (batch["y_mix"], batch["mix_weight"]) if "mix_weight" in batch else None
 
 
 def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -23,9 +34,10 @@ def agreement(logits: tf.Tensor, reference_logits: tf.Tensor) -> tf.Tensor:
 
 def classifier_loss(model, augment=None):
     """loss_fn for src.fit: cross-entropy of model(x) against y, plus accuracy; `augment`
-    (src.augment) transforms x in training steps only."""
+    (src.augment) transforms the batch in training steps only (mixup also mixes the labels)."""
     def loss_fn(batch: dict, training: bool) -> dict:
-        x = augment(batch["x"]) if training and augment is not None else batch["x"]
-        logits = tf.cast(model(x, training=training), tf.float32)
-        return {"loss": cross_entropy(batch["y"], logits), "accuracy": accuracy(batch["y"], logits)}
+        if training and augment is not None:
+            batch = augment(batch)
+        logits = tf.cast(model(batch["x"], training=training), tf.float32)
+        return {"loss": cross_entropy(batch["y"], logits, label_mix(batch)), "accuracy": accuracy(batch["y"], logits)}
     return loss_fn

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from src.errors import ConfigError
+from src.losses import label_mix
 
 NORM_EPS = 1e-12  # in the L2 normalisation of an attention map, as the reference code
 DEFAULT_WEIGHTS = {"fitnet": 100.0, "at": 1000.0}  # the reference code's (RepDistiller, mdistiller)
@@ -120,11 +121,12 @@ def make_feature_loss(student: keras.Model, teacher: keras.Model, kd, augment=No
     trained = StudentWithRegressors(student, regressors) if regressors else student
 
     def loss_fn(batch: dict, training: bool) -> dict:
-        x = augment(batch["x"]) if training and augment is not None else batch["x"]
-        teacher_logits, *teacher_features = teacher_taps(x, training=False)
-        student_logits, *student_features = student_taps(x, training=training)
+        if training and augment is not None:
+            batch = augment(batch)
+        teacher_logits, *teacher_features = teacher_taps(batch["x"], training=False)
+        student_logits, *student_features = student_taps(batch["x"], training=training)
         out = method_loss(student_logits, teacher_logits, batch.get("y"), kd,
-                          epoch=epoch() if epoch is not None else 1)
+                          epoch=epoch() if epoch is not None else 1, mix=label_mix(batch))
         if regressors:
             terms = [hint_loss(r(f, training=training), t)
                      for r, f, t in zip(regressors, student_features, teacher_features)]

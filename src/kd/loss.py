@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from src.kd.dist import dist_loss
 from src.kd.dkd import dkd_loss, warmup_factor
-from src.losses import accuracy, agreement, cross_entropy
+from src.losses import accuracy, agreement, cross_entropy, label_mix
 
 STD_EPS = 1e-7  # added to the standard deviation, as the reference code
 
@@ -56,10 +56,12 @@ def distillation_loss(student_logits, teacher_logits, labels, *, temperature: fl
                      scale=temperature ** 2 if t2_scale else 1.0)
 
 
-def method_loss(student_logits, teacher_logits, labels, kd, epoch=1) -> dict:
+def method_loss(student_logits, teacher_logits, labels, kd, epoch=1, mix: tuple | None = None) -> dict:
     """The loss of distill.method (hinton | dkd | dist) with the distill.* settings `kd`:
     ce_weight * CE(labels, raw student logits) + kd_weight * [T^2] * the method's soft term,
-    on standardised logits when kd.standardize. `epoch` (1-indexed) drives DKD's warm-up."""
+    on standardised logits when kd.standardize. `epoch` (1-indexed) drives DKD's warm-up;
+    `mix` (src.losses.label_mix) mixes the hard-label term of a mixup batch, whose larger
+    share `labels` is DKD's target class."""
     student_logits = tf.cast(student_logits, tf.float32)
     teacher_logits = tf.cast(teacher_logits, tf.float32)
     zs, zt = (standardized(student_logits), standardized(teacher_logits)) if kd.standardize \
@@ -78,16 +80,16 @@ def method_loss(student_logits, teacher_logits, labels, kd, epoch=1) -> dict:
     else:
         raise ValueError(f"distill.method={kd.method} is not a logit method")
     return _assemble(student_logits, teacher_logits, labels, soft, extras, ce_weight=kd.ce_weight,
-                     kd_weight=kd.kd_weight, scale=kd.temperature ** 2 if kd.t2_scale else 1.0)
+                     kd_weight=kd.kd_weight, scale=kd.temperature ** 2 if kd.t2_scale else 1.0, mix=mix)
 
 
 def _assemble(student_logits, teacher_logits, labels, soft, extras: dict, *, ce_weight: float, kd_weight: float,
-              scale: float) -> dict:
+              scale: float, mix: tuple | None = None) -> dict:
     """The total and the figures every method reports: soft and hard terms, accuracy, agreement."""
     out = {"soft_loss": soft, **extras}
     total = kd_weight * scale * soft
     if labels is not None:
-        hard = cross_entropy(labels, student_logits)
+        hard = cross_entropy(labels, student_logits, mix)
         out["hard_loss"] = hard
         out["accuracy"] = accuracy(labels, student_logits)
         total = total + ce_weight * hard
@@ -101,8 +103,10 @@ def make_loss(student, teacher, kd, cached: bool, augment=None, epoch=None):
     logits; with `augment`, both see the same augmented batch (so never cached). `kd` is
     the distill.* section; `epoch()` returns the current 1-indexed epoch (DKD's warm-up)."""
     def loss_fn(batch: dict, training: bool) -> dict:
-        x = augment(batch["x"]) if training and augment is not None else batch["x"]
+        if training and augment is not None:
+            batch = augment(batch)
+        x = batch["x"]
         teacher_logits = batch["t"] if cached else teacher(x, training=False)
         return method_loss(student(x, training=training), teacher_logits, batch.get("y"), kd,
-                           epoch=epoch() if epoch is not None else 1)
+                           epoch=epoch() if epoch is not None else 1, mix=label_mix(batch))
     return loss_fn

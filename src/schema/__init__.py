@@ -60,7 +60,8 @@ class Config:
     deterministic: bool = False
     jit_compile: str = "auto"  # auto (XLA on GPU only) | true | false
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
-    augment: str = "none"  # none | shift | flip | shift_flip: train and distill steps (teacher run live)
+    augment: str = "none"  # none | shift | flip | shift_flip | crop | crop_flip, each also with _mixup, | mixup
+    mixup_alpha: float = 1.0  # augment=*mixup: the blend weight ~ Beta(alpha, alpha) (Zhang et al.'s CIFAR value)
     distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG or Slurm)
     logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
     optimized_metric: Optional[str] = None

@@ -14,10 +14,11 @@ from src.errors import ConfigError
 JIT_CHOICES = ("auto", "true", "false")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
-AUGMENT = ("none", "shift", "flip", "shift_flip", "crop", "crop_flip")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("cosine", "constant", "step")
 MODEL_INITS = ("default", "paper")
+GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
+AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "none")
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
@@ -102,6 +103,7 @@ class SuiteConfig:
     reference: Optional[str] = None  # label of the row the others are divided by ("fraction of teacher")
     rows: list[SuiteRow] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # run every row once per seed (mean and 95% CI); [] = `seed` only
+    columns: list[str] = field(default_factory=list)  # further metrics.json keys, each with its 95% CI
 
 
 @dataclass
@@ -160,6 +162,8 @@ def check(cfg) -> None:
     require_choice(cfg.precision, PRECISIONS, "precision")
     require_choice(cfg.distribute, DISTRIBUTE, "distribute")
     require_choice(cfg.augment, AUGMENT, "augment")
+    require(cfg.mixup_alpha > 0, f"mixup_alpha={cfg.mixup_alpha}: the Beta distribution's parameter must be > 0 "
+                                 "(e.g. mixup_alpha=1.0)")
     require(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
     for group in ("model", "student"):
         require_choice(cfg[group].init, MODEL_INITS, f"{group}.init")

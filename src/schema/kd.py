@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from src.schema.core import require, require_choice
+from src.schema.core import AUGMENT, require, require_choice
 from src.schema.datafree import OBJECTIVES
 
 SOFT_LOSSES = ("kl", "ce")
@@ -19,6 +19,7 @@ DISTILL_DATA = ("dataset", "reconstructed")
 class TeacherConfig:
     path: Optional[str] = None  # a run folder or any .keras file; else the run store
     epochs: Optional[int] = None  # train the teacher this long (null = train.epochs, like the student)
+    augment: Optional[str] = None  # train the teacher with this augmentation (null = augment, like the student)
 
 
 @dataclass
@@ -67,6 +68,8 @@ def check(cfg) -> None:
     """Raise ConfigError naming the first teacher.* or distill.* setting that cannot work."""
     require(cfg.teacher.epochs is None or cfg.teacher.epochs >= 1,
             f"teacher.epochs={cfg.teacher.epochs}: at least 1, or null to train the teacher for train.epochs")
+    if cfg.teacher.augment is not None:
+        require_choice(cfg.teacher.augment, AUGMENT, "teacher.augment")
     kd = cfg.distill
     require(kd.temperature > 0, f"distill.temperature={kd.temperature}: must be > 0 (Hinton et al. use 1..20; try 4)")
     require(kd.ce_weight >= 0 and kd.kd_weight >= 0, "distill.ce_weight and distill.kd_weight must be >= 0")
