@@ -14,7 +14,7 @@ from . import convnet as _convnet
 from . import hinton as _hinton
 from . import lenet as _lenet
 from . import soft_tree as _soft_tree  # noqa: F401  registers SoftTree, so any tree model.keras loads
-from ._blocks import INITS, LOGITS, RELU_SUFFIX
+from ._blocks import INITS, RELU_SUFFIX
 from .errors import ModelError
 
 _REGISTRY = {
@@ -33,7 +33,8 @@ _REGISTRY = {
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings
 
-__all__ = ["DROPOUT_MODELS", "INITS", "NAMES", "ModelError", "activation_layers", "build"]
+__all__ = ["DROPOUT_MODELS", "INITS", "NAMES", "ModelError", "activation_layers", "build", "output_layer"]
+ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ELU)
 
 
 def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str = "default",
@@ -54,14 +55,26 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str =
     return _REGISTRY[name](shape, classes, init, **rates)
 
 
-def activation_layers(model: keras.Model) -> list[str]:
-    """Names of the hidden pre-activation layers plus the logits, in network order.
+def output_layer(model: keras.Model) -> str:
+    """The name of the layer that makes the model's (first) output: its logits, whatever
+    the layer is called (``logits`` in this project's models)."""
+    return model.outputs[0]._keras_history.operation.name
 
-    Found by naming convention (a layer ``X`` followed by ``X_relu``), so it works
-    on any model following it, including ones reloaded from ``.keras`` files.
+
+def activation_layers(model: keras.Model) -> list[str]:
+    """Names of the hidden pre-activation layers plus the output layer, in network order.
+
+    This project's models (and any that follow their convention) name them: a layer ``X``
+    followed by ``X_relu``. A model from elsewhere gets the input of each activation
+    layer (ReLU, Activation, ...: a Dense, a BatchNormalization before its ReLU); layers
+    with a built-in activation have no pre-activation to tap, so a model made only of
+    those gets its output layer alone (``stats.layers`` names any others).
     """
     names = [layer.name for layer in model.layers]
-    if LOGITS not in names:
-        raise ModelError(f"model {model.name!r} has no {LOGITS!r} layer")
-    present = set(names)
-    return [n for n in names if n + RELU_SUFFIX in present] + [LOGITS]
+    output, present = output_layer(model), set(names)
+    hidden = [n for n in names if n + RELU_SUFFIX in present]
+    if not hidden:
+        feeding = {layer.input._keras_history.operation.name for layer in model.layers
+                   if isinstance(layer, ACTIVATIONS) and not isinstance(layer.input, (list, tuple))}
+        hidden = [n for n in names if n in feeding]
+    return [n for n in hidden if n != output] + [output]

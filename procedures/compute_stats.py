@@ -4,8 +4,9 @@ the "metadata" that data-free distillation (Lopes et al. 2017) reconstructs inpu
     python main.py procedure=compute_stats model=hinton1200 dataset=fashion_mnist
     python main.py procedure=compute_stats model=lenet dataset=mnist_conv stats.max_cov_dim=4096
 
-For every chosen layer (stats.layers; default every hidden pre-activation plus the
-logits divided by stats.temperature) and class: mean, standard deviation, and the full
+For every chosen layer (stats.layers, to which the output layer is added; default every
+hidden pre-activation, models.activation_layers) and class, with the logits (the output
+layer's, whatever its name) divided by stats.temperature: mean, standard deviation, and the full
 covariance where the layer has at most stats.max_cov_dim units (diagonal above). Sums are
 accumulated in float64, one single-class batch at a time (one a^T a matmul per batch, no
 per-example loop). With stats.spectral=all_layers|layer_pairs the graph-Fourier statistics
@@ -51,6 +52,8 @@ def run(cfg: DictConfig) -> dict:
 
 def _compute(cfg: DictConfig, run_: Run, data, teacher, source: str) -> dict:
     layers = list(cfg.stats.layers) if cfg.stats.layers else models.activation_layers(teacher)
+    if models.output_layer(teacher) not in layers:  # the objectives all match the logits
+        layers.append(models.output_layer(teacher))
     tap = ActivationTap(teacher, layers, cfg.stats.temperature)
     started = time.perf_counter()
     arrays = layer_statistics(tap, data.x_train, data.y_train, data.num_classes, cfg.stats)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import output_layer
 from src.errors import ArtifactError
 
 
@@ -30,6 +31,7 @@ class DropoutChain:
                                 "teachers trained with dropout (e.g. hinton1200); use all_layers")
         self.tapped = list(layers)
         self.temperature = temperature
+        self.output = output_layer(teacher)
 
     def draw_masks(self, size: int, rng: np.random.Generator) -> list[np.ndarray]:
         masks = []
@@ -48,5 +50,5 @@ class DropoutChain:
                 x = layer(x, training=False)
             if layer.name in self.tapped:
                 flat = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
-                outputs[layer.name] = flat / self.temperature if layer.name == "logits" else flat
+                outputs[layer.name] = flat / self.temperature if layer.name == self.output else flat
         return [outputs[name] for name in self.tapped]

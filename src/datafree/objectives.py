@@ -14,6 +14,7 @@ from src.datafree import spectral
 from src.datafree.dropout_chain import DropoutChain
 from src.datafree.gaussian import cholesky_with_jitter, sample
 from src.datafree.reconstruct import relu_mse
+from src.datafree.statistics import stats_output_layer
 from src.datafree.taps import ActivationTap
 from src.errors import ArtifactError
 from src.schema.datafree import LAYERWISE_OBJECTIVES, SPECTRAL_GRAPHS
@@ -80,10 +81,11 @@ class LayerwiseObjective:
     def __init__(self, optimize, seed: int, teacher, stats: dict):
         self.op, self.seed = optimize, seed
         all_layers = [str(n) for n in stats["layers"]]
-        self.layers = ["logits"] if self.op.objective == "top_layer" else all_layers
-        if "logits" not in all_layers:
-            raise ArtifactError(f"the stats have no 'logits' layer (they have {all_layers}); "
-                                "recompute them with stats.layers=null")
+        output = stats_output_layer(stats)
+        self.layers = [output] if self.op.objective == "top_layer" else all_layers
+        if output not in all_layers:
+            raise ArtifactError(f"the stats have no layer {output!r}, the teacher's output (they have "
+                                f"{all_layers}); recompute them with stats.layers=null")
         self.temperature = float(stats["temperature"])
         classes = range(len(stats["count"])) if self.op.classes is None else self.op.classes
         self.factors = {}  # per layer: {class: Cholesky factor, or per-unit std}, of the classes reconstructed

@@ -54,7 +54,8 @@ def layer_statistics(tap: ActivationTap, x: np.ndarray, y: np.ndarray, num_class
                 first[i][c] += s1.numpy()
                 second[i][c] += s2.numpy()
 
-    arrays = {"layers": np.array(tap.layers), "temperature": np.float64(tap.temperature), "count": count}
+    arrays = {"layers": np.array(tap.layers), "output_layer": np.array(tap.output),
+              "temperature": np.float64(tap.temperature), "count": count}
     n = np.where(count >= 2, count, np.nan)  # a class with fewer than 2 examples has no statistics: NaN
     for name, d, f, s1, s2, shape in zip(tap.layers, tap.dims, full, first, second, tap.shapes):
         mean = s1 / n[:, None]
@@ -83,3 +84,9 @@ def spectral_statistics(teacher, tap: ActivationTap, x: np.ndarray, y: np.ndarra
             yield [a.numpy() for a in acts], y[start:start + stats.batch_size]
 
     return spectral.spectral_stats(batches, bases, stats.spectral_keep, num_classes)
+
+
+def stats_output_layer(stats) -> str:
+    """The name of the teacher's output layer in a stats file (its logits, divided by the
+    stats' temperature); a file that does not record it has this project's name, logits."""
+    return str(stats["output_layer"]) if "output_layer" in stats else "logits"

@@ -4,9 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from models import output_layer
 from src.errors import ArtifactError
-
-LOGITS = "logits"
 
 
 def check_layers(model: keras.Model, layers: list[str]) -> None:
@@ -20,12 +19,13 @@ def check_layers(model: keras.Model, layers: list[str]) -> None:
 
 class ActivationTap:
     """f(x) -> list of [batch, units] float32 activations of the named layers (their
-    outputs, i.e. pre-activations for this project's models), with the logits divided by
-    `temperature`. Inference mode: dropout off."""
+    outputs, i.e. pre-activations for this project's models), with the logits (the output
+    layer's, whatever its name) divided by `temperature`. Inference mode: dropout off."""
 
     def __init__(self, model: keras.Model, layers: list[str], temperature: float = 1.0):
         check_layers(model, layers)
         self.layers = list(layers)
+        self.output = output_layer(model)
         self.temperature = float(temperature)
         self.model = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
         self.dims = [int(tf.reduce_prod(shape[1:])) for shape in
@@ -37,4 +37,4 @@ class ActivationTap:
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         flat = [tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1]) for out in outputs]
-        return [a / self.temperature if name == LOGITS else a for name, a in zip(self.layers, flat)]
+        return [a / self.temperature if name == self.output else a for name, a in zip(self.layers, flat)]

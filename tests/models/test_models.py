@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import models  # noqa: E402
-from models import NAMES, ModelError, activation_layers, build  # noqa: E402
+from models import NAMES, ModelError, activation_layers, build, output_layer  # noqa: E402
 
 MNIST = (28, 28, 1)
 EXPECTED_ACTIVATIONS = {
@@ -109,10 +109,11 @@ def test_pre_activation_taps(name):
     np.testing.assert_allclose(post, np.maximum(pre, 0.0), atol=1e-6)
 
 
-def test_activation_layers_requires_logits():
+def test_the_output_layer_is_the_logits_whatever_its_name():
     inputs = keras.Input((3,))
-    with pytest.raises(ModelError):
-        activation_layers(keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs)))
+    hidden = keras.layers.Dense(4, activation="relu", name="inner")(inputs)  # no pre-activation to tap
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+    assert output_layer(model) == "out" and activation_layers(model) == ["out"]
 
 
 def test_paper_init_hinton():
