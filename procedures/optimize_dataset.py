@@ -4,8 +4,11 @@ until the frozen teacher's activations match targets sampled from the per-class 
 
     python main.py procedure=optimize_dataset model=lenet dataset=mnist_conv optimize.objective=top_layer
     python main.py procedure=optimize_dataset optimize.objective=all_layers optimize.classes=[0,1,2]
+    python main.py procedure=optimize_dataset teacher.path=bn_teacher.keras optimize.objective=batchnorm optimize.tv_l2=2.5e-5 optimize.roll=2
 
-The stats come from the store (compute_stats, produced first when missing). Output:
+The stats come from the store (compute_stats, produced first when missing); the
+batchnorm objective (DeepInversion) needs none. Image priors (optimize.tv_l1, tv_l2, l2,
+roll, flip: src/datafree/priors.py) combine with every objective. Output:
 data.npz (x, intended labels y, class_names) and samples.png, one row per class.
 The method: src/datafree and docs/optimize_dataset.md.
 """
@@ -21,8 +24,10 @@ from omegaconf import DictConfig
 
 from procedures._upstream import load_data, teacher_name, upstream, upstream_config, upstream_run
 from src import runtime
+from src.datafree.batchnorm import BATCHNORM, batchnorm_layers
 from src.datafree.objectives import default_lr, make_objective
 from src.datafree.plots import sample_grid_png
+from src.datafree.priors import make_prior, make_view
 from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
 from src.datafree.statistics import check_class_counts
 from src.fit import predict_logits
@@ -32,13 +37,21 @@ from src.schema.datafree import SPECTRAL_GRAPHS
 log = logging.getLogger(__name__)
 
 
+PRIORS = ("tv_l1", "tv_l2", "l2", "roll", "flip")
+
+
 def _settings(cfg: DictConfig) -> dict:
-    """What determines the reconstruction (chunk size does not: examples are independent)."""
+    """What determines the reconstruction (chunk size does not: examples are independent);
+    the priors and bn_weight only when they are used."""
     op = cfg.optimize
     keys = ("objective", "per_class", "batch_size", "steps", "lr", "init", "clip", "jitter", "layer_weighting",
             "out_of_band")
     settings = {k: op[k] for k in keys}
     settings["classes"] = sorted(op.classes) if op.classes is not None else None
+    if any(op[k] for k in PRIORS):
+        settings["priors"] = {k: op[k] for k in PRIORS}
+    if op.objective == BATCHNORM:
+        settings["bn_weight"] = op.bn_weight
     return settings
 
 
@@ -49,8 +62,11 @@ def stats_config(cfg: DictConfig) -> DictConfig:
 
 
 def artifact(cfg: DictConfig) -> Run:
-    stats_run = upstream("compute_stats").artifact(stats_config(cfg))
-    key = {"procedure": "optimize_dataset", "stats": stats_run.hash, "optimize": _settings(cfg), "seed": cfg.seed}
+    if cfg.optimize.objective == BATCHNORM:  # reads the teacher alone
+        source = {"teacher": upstream("train").model_identity(cfg, cfg.teacher.path)}
+    else:
+        source = {"stats": upstream("compute_stats").artifact(stats_config(cfg)).hash}
+    key = {"procedure": "optimize_dataset", **source, "optimize": _settings(cfg), "seed": cfg.seed}
     name = f"{teacher_name(cfg, cfg.teacher.path)}-{cfg.optimize.objective}"
     if cfg.optimize.classes is not None:
         name += "-classes" + "-".join(str(c) for c in sorted(cfg.optimize.classes))
@@ -73,11 +89,10 @@ def reconstruction_files(cfg: DictConfig) -> list[Path] | None:
         if classes and not covered & classes and without_classes(key) == without_classes(full.key):
             shards.append(folder / "data.npz")
             covered |= classes
-    stats_file = upstream("compute_stats").artifact(stats_config(cfg)).file("stats.npz")
-    if not shards or not stats_file.exists():
+    if not shards:
         return None
-    with np.load(stats_file, allow_pickle=False) as stats:
-        num_classes = len(stats["count"])
+    with np.load(shards[0], allow_pickle=False) as first:
+        num_classes = len(first["class_names"])
     return shards if covered == set(range(num_classes)) else None
 
 
@@ -89,10 +104,13 @@ def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
     teacher, _ = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
-    stats_file = ensure_stats_file(cfg)
+    if cfg.optimize.objective == BATCHNORM:
+        batchnorm_layers(teacher)  # refused before any work when there are none
+        stats = {"count": None, "class_names": np.array(data.class_names)}
+    else:
+        stats = _load_stats(ensure_stats_file(cfg))
     run_ = artifact(cfg)
-    metrics = run_.produce(cfg, lambda: _optimize(cfg, run_, teacher, _load_stats(stats_file), data.input_shape),
-                           "optimize_dataset")
+    metrics = run_.produce(cfg, lambda: _optimize(cfg, run_, teacher, stats, data.input_shape), "optimize_dataset")
     log.info("optimize_dataset %s (%s): %d inputs, teacher agrees with the intended class on %.1f%%, %.1f s -> %s",
              teacher.name, cfg.optimize.objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
              run_.dir)
@@ -105,14 +123,16 @@ def _load_stats(path: Path) -> dict:
 
 
 def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tuple) -> dict:
+    """stats: the compute_stats arrays, or for batchnorm only the class names."""
     op = cfg.optimize
-    num_classes = len(stats["count"])
+    num_classes = len(stats["class_names"])
     classes = sorted(op.classes) if op.classes is not None else list(range(num_classes))
-    check_class_counts(stats["count"], classes, "the teacher's statistics")
+    if stats["count"] is not None:
+        check_class_counts(stats["count"], classes, "the teacher's statistics")
     objective = make_objective(op, cfg.seed, teacher, stats)
     lr = op.lr if op.lr is not None else default_lr(teacher)
     optimizer = InputOptimizer(objective.loss, lr=lr, batch_size=op.batch_size, clip=op.clip,
-                               jit_compile=runtime.use_xla(cfg))
+                               jit_compile=runtime.use_xla(cfg), view=make_view(op, cfg.seed), prior=make_prior(op))
     batches = len(classes) * -(-op.per_class // op.batch_size)
     started = time.perf_counter()
     x, y, loss = reconstruct_classes(objective, optimizer, classes, op.per_class, op.batch_size, op.chunk_examples,

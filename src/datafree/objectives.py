@@ -11,9 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from src.datafree import spectral
+from src.datafree.batchnorm import BATCHNORM, BatchNormObjective
 from src.datafree.dropout_chain import DropoutChain
 from src.datafree.gaussian import cholesky_with_jitter, sample
-from src.datafree.reconstruct import relu_mse
+from src.datafree.reconstruct import relu_mse, start_point
 from src.datafree.statistics import stats_output_layer
 from src.datafree.taps import ActivationTap
 from src.errors import ArtifactError
@@ -27,23 +28,17 @@ def default_lr(teacher: keras.Model) -> float:
 
 
 def make_objective(optimize, seed: int, teacher, stats: dict):
-    """The objective named by optimize.objective, over the teacher and its stats."""
+    """The objective named by optimize.objective, over the teacher and its stats (batchnorm
+    reads the teacher's BatchNorm layers instead)."""
     objective = optimize.objective
+    if objective == BATCHNORM:
+        return BatchNormObjective(optimize, seed, teacher)
     if objective in LAYERWISE_OBJECTIVES:
         return LayerwiseObjective(optimize, seed, teacher, stats)
     if "spectral/graphs" not in stats:
         raise ArtifactError(f"optimize.objective={objective} needs spectral statistics and these stats have "
                             f"none: recompute them with stats.spectral={SPECTRAL_GRAPHS[objective]}")
     return SpectralObjective(optimize, seed, teacher, stats)
-
-
-def start_point(optimize, seed: int, c: int, b: int, input_shape: tuple):
-    """(generator, start inputs, intended labels) of batch b of class c. Every batch draws
-    from its own generator, seeded by (seed, class, batch), so the result does not depend
-    on how batches are grouped into chunks."""
-    rng = np.random.default_rng([seed, c, b])
-    x0 = rng.normal(optimize.init[0], optimize.init[1], (optimize.batch_size, *input_shape)).astype(np.float32)
-    return rng, x0, np.full(optimize.batch_size, c, np.int64)
 
 
 class SpectralObjective:

@@ -40,24 +40,40 @@ def relu_mse(activations: list[tf.Tensor], targets: list[tf.Tensor], weights: li
     return tf.add_n(terms)
 
 
+def start_point(optimize, seed: int, c: int, b: int, input_shape: tuple):
+    """(generator, start inputs, intended labels) of batch b of class c. Every batch draws
+    from its own generator, seeded by (seed, class, batch), so the result does not depend
+    on how batches are grouped into chunks."""
+    rng = np.random.default_rng([seed, c, b])
+    x0 = rng.normal(optimize.init[0], optimize.init[1], (optimize.batch_size, *input_shape)).astype(np.float32)
+    return rng, x0, np.full(optimize.batch_size, c, np.int64)
+
+
 class InputOptimizer:
     """Runs Adam on a chunk of inputs for a number of steps, in one compiled call per
-    `check_every` steps (between calls the loss is checked for NaN/Inf)."""
+    `check_every` steps (between calls the loss is checked for NaN/Inf). With `view`
+    ((x, step) -> x) the objective sees a random view of the inputs at each step, and
+    `prior` (x -> [N]) adds penalties on the inputs themselves (src/datafree/priors.py)."""
 
     def __init__(self, per_example_loss: PerExampleLoss, *, lr: float, batch_size: int, clip: bool,
-                 check_every: int = 100, jit_compile: bool = False):
-        self.per_example_loss = per_example_loss
+                 check_every: int = 100, jit_compile: bool = False, view=None, prior=None):
+        self.objective_loss, self.view, self.prior = per_example_loss, view, prior
         self.lr = float(lr)
         self.batch_size = float(batch_size)
         self.clip = clip
         self.check_every = check_every
         self._steps = tf.function(self._steps_py, jit_compile=jit_compile, reduce_retracing=True)
 
+    def per_example_loss(self, x, targets, step=None):
+        """[N]: the objective on the step's view of x, plus the priors on x itself."""
+        loss = self.objective_loss(self.view(x, step) if self.view is not None and step is not None else x, targets)
+        return loss + self.prior(x) if self.prior is not None else loss
+
     def _steps_py(self, x, m, v, step0, count, targets):
         def body(i, x, m, v):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                loss = tf.reduce_sum(self.per_example_loss(x, targets)) / self.batch_size
+                loss = tf.reduce_sum(self.per_example_loss(x, targets, step0 + i)) / self.batch_size
             g = tape.gradient(loss, x)
             t = tf.cast(step0 + i + 1, tf.float32)
             m = BETA1 * m + (1 - BETA1) * g

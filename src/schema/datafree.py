@@ -9,7 +9,7 @@ from src.schema.core import require, require_choice
 
 LAYERWISE_OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout")
 SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": "layer_pairs"}  # objective -> graph
-OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS)
+OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS) + ("batchnorm",)  # batchnorm: no stats (src/datafree/batchnorm.py)
 SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
 LAYER_WEIGHTINGS = ("equal", "width")
 
@@ -38,6 +38,13 @@ class OptimizeConfig:
     jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
     layer_weighting: str = "equal"  # equal (every layer's mean counts alike) | width (1/units per layer, the reference code's)
     out_of_band: float = 0.0  # spectral: weight of the energy outside the kept coefficients (1 = the paper's vertex-domain loss)
+    bn_weight: float = 10.0  # batchnorm: weight of the BN-statistics term beside the CE (DeepInversion's CIFAR value)
+    # image priors (src/datafree/priors.py), with every objective; 0 / false = off
+    tv_l1: float = 0.0
+    tv_l2: float = 0.0  # DeepInversion's CIFAR value: 2.5e-5
+    l2: float = 0.0
+    roll: int = 0  # the teacher sees the inputs rolled by up to this many pixels, anew at each step (CIFAR: 2)
+    flip: bool = False  # and mirrored left-right half of the time (not for digits or clothes)
 
 
 def check(cfg) -> None:
@@ -58,5 +65,8 @@ def check(cfg) -> None:
     require(op.chunk_examples >= op.batch_size, "optimize.chunk_examples must be at least optimize.batch_size")
     require(op.jitter > 0, "optimize.jitter must be > 0")
     require_choice(op.layer_weighting, LAYER_WEIGHTINGS, "optimize.layer_weighting")
+    require(min(op.tv_l1, op.tv_l2, op.l2, op.bn_weight) >= 0,
+            "optimize.tv_l1, optimize.tv_l2, optimize.l2 and optimize.bn_weight are weights: each must be >= 0")
+    require(op.roll >= 0, f"optimize.roll={op.roll}: a number of pixels >= 0")
     require(op.out_of_band >= 0, f"optimize.out_of_band={op.out_of_band}: a weight >= 0 (0 = only the kept "
                                  f"coefficients, 1 = the paper's vertex-domain loss)")

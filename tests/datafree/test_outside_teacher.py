@@ -68,3 +68,15 @@ def test_every_layerwise_objective_and_distill_take_the_outsider(make_cfg, outsi
                                "distill.data=reconstructed", f"distill.objective={objective}", "distill.baseline=false",
                                *FAST))
     assert run["train_examples"] == 144 and 0.0 <= run["test_accuracy"] <= 1.0
+
+
+def test_the_batchnorm_objective_needs_no_stats_and_feeds_distill(make_cfg, outsider, tmp_path):
+    cfg = make_cfg("procedure=optimize_dataset", f"teacher.path={outsider}", "optimize.objective=batchnorm",
+                   "optimize.tv_l2=1e-4", *FAST)
+    metrics = optimize_dataset.run(cfg)
+    assert metrics["examples"] == 160 and "teacher" in optimize_dataset.artifact(cfg).key
+    assert not list((tmp_path / "runs").glob("*/compute_stats/*"))  # no statistics were computed
+    run = distill.run(make_cfg("procedure=distill", f"teacher.path={outsider}", "student=hinton800",
+                               "distill.data=reconstructed", "distill.objective=batchnorm", "optimize.tv_l2=1e-4",
+                               "distill.baseline=false", *FAST))
+    assert run["train_examples"] == 144
