@@ -7,7 +7,8 @@ Engine (flat modules here, knowing no method):
     artifacts  loading a model file or run folder, and checking it fits the data
     history    history.csv rows, written and read back with their types
     augment    training-time augmentation inside the compiled step
-    losses     generic cross-entropy, accuracy, agreement, the classifier loss
+    losses     generic cross-entropy (mixup's mixed labels too), accuracy, agreement, the
+               softened KL of two models' outputs, the classifier loss
     plots      the atomic figure saver and generic figures
     tables     the one table formatter (console, markdown, csv)
     sweep      reading a Hydra sweep folder back
@@ -19,7 +20,9 @@ Engine (flat modules here, knowing no method):
 
 Methods (each __init__ is a map of its pipeline):
     kd/        knowledge distillation (Hinton et al. 2015)          procedures/distill.py
-    datafree/  data-free distillation (Lopes et al. 2017)           procedures/compute_stats.py, optimize_dataset.py
+    datafree/  data-free distillation (Lopes et al. 2017; DeepInversion; DAFL, DFAD)
+                                                                    procedures/compute_stats.py, optimize_dataset.py,
+                                                                    datafree_distill.py
     hns/       Hide-and-Seek                                        procedures/hns_train.py
     tree/      soft decision trees (Frosst & Hinton 2017)           procedures/tree_distill.py
 

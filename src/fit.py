@@ -266,7 +266,7 @@ class Fitter(Evaluator):
                               f"{batch_size - batch_size % self.replicas or self.replicas})")
         steps = min(n // batch_size, max_steps) if max_steps else n // batch_size
         has_val = bool(val) and len(next(iter(val.values()))) > 0
-        state = _TrainingState(self.model, self.optimizer, run)
+        state = TrainingState(self.model, self.optimizer, run)
         result = FitResult(history=state.restore(), resumed_from=state.epoch)
         if result.resumed_from:
             log.info("resuming from the checkpoint of epoch %d in %s", state.epoch, run.dir)
@@ -286,7 +286,7 @@ class Fitter(Evaluator):
                 row.update(on_epoch_end(epoch, row) or {})
             result.history.append(row)
             state.epoch = epoch
-            _report(row, verbose, writer)
+            report_epoch(row, verbose, writer)
             state.save(result.history)
 
         result.epochs_run = state.epoch
@@ -316,7 +316,7 @@ class Fitter(Evaluator):
         return {k: v / steps for k, v in totals.items()}
 
 
-def _report(row: dict, verbose: int, writer) -> None:
+def report_epoch(row: dict, verbose: int, writer) -> None:
     """An epoch's numbers on the console and in TensorBoard (flags and missing values are
     only in history.csv)."""
     numbers = {k: v for k, v in row.items()
@@ -330,7 +330,7 @@ def _report(row: dict, verbose: int, writer) -> None:
         writer.flush()
 
 
-class _TrainingState:
+class TrainingState:
     """Epoch counter, early-stopping state and checkpoints of one fit, kept in run/ckpt."""
 
     def __init__(self, model: keras.Model, optimizer, run: Run | None):

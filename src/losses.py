@@ -1,5 +1,5 @@
-"""Generic losses and metrics of classifiers. Models output logits; softmax lives here
-(and the temperature in the method losses built on these, e.g. src/kd)."""
+"""Generic losses and metrics of classifiers. Models output logits; softmax lives here,
+and the softened KL between two models' outputs that distillation methods build on."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -30,6 +30,24 @@ def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 def agreement(logits: tf.Tensor, reference_logits: tf.Tensor) -> tf.Tensor:
     """Fraction of examples on which two models' top-1 predictions agree."""
     return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(reference_logits, -1)), tf.float32))
+
+
+def soft_target_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float,
+                     kind: str = "kl") -> tf.Tensor:
+    """Mean over the batch of KL(p_T || q_T) ("kl") or of the cross-entropy H(p_T, q_T)
+    ("ce"), where p_T and q_T are the teacher's and student's softmax at temperature T.
+
+    The two differ by the teacher's entropy, a constant for the student: the same
+    gradient, but KL is 0 when the student matches the teacher exactly.
+    """
+    teacher_log_probs = tf.nn.log_softmax(teacher_logits / temperature, axis=-1)
+    student_log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
+    teacher_probs = tf.exp(teacher_log_probs)
+    cross = -tf.reduce_sum(teacher_probs * student_log_probs, axis=-1)
+    if kind == "ce":
+        return tf.reduce_mean(cross)
+    entropy = -tf.reduce_sum(teacher_probs * teacher_log_probs, axis=-1)
+    return tf.reduce_mean(cross - entropy)
 
 
 def classifier_loss(model, augment=None):

@@ -7,27 +7,9 @@ import tensorflow as tf
 
 from src.kd.dist import dist_loss
 from src.kd.dkd import dkd_loss, warmup_factor
-from src.losses import accuracy, agreement, cross_entropy, label_mix
+from src.losses import accuracy, agreement, cross_entropy, label_mix, soft_target_loss
 
 STD_EPS = 1e-7  # added to the standard deviation, as the reference code
-
-
-def soft_target_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float,
-                     kind: str = "kl") -> tf.Tensor:
-    """Mean over the batch of KL(p_T || q_T) ("kl") or of the cross-entropy H(p_T, q_T)
-    ("ce"), where p_T and q_T are the teacher's and student's softmax at temperature T.
-
-    The two differ by the teacher's entropy, a constant for the student: the same
-    gradient, but KL is 0 when the student matches the teacher exactly.
-    """
-    teacher_log_probs = tf.nn.log_softmax(teacher_logits / temperature, axis=-1)
-    student_log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
-    teacher_probs = tf.exp(teacher_log_probs)
-    cross = -tf.reduce_sum(teacher_probs * student_log_probs, axis=-1)
-    if kind == "ce":
-        return tf.reduce_mean(cross)
-    entropy = -tf.reduce_sum(teacher_probs * teacher_log_probs, axis=-1)
-    return tf.reduce_mean(cross - entropy)
 
 
 def standardized(logits: tf.Tensor) -> tf.Tensor:

@@ -10,7 +10,7 @@ One module per section, each holding its dataclasses, the lists of allowed choic
 
     core      procedure, model, dataset, train, suite, evaluate, report, paths, logger
     kd        teacher, distill
-    datafree  stats, optimize
+    datafree  stats, optimize, generator
     hns       hns
     tree      tree
 
@@ -28,7 +28,7 @@ from typing import Optional
 from src.schema import core, datafree, hns, kd, tree
 from src.schema.core import (DatasetConfig, EvaluateConfig, LoggerConfig, ModelConfig, PathsConfig,
                              ProcedureConfig, ReportConfig, SuiteConfig, TrainConfig, jit_setting)
-from src.schema.datafree import OptimizeConfig, StatsConfig
+from src.schema.datafree import GeneratorConfig, OptimizeConfig, StatsConfig
 from src.schema.hns import HnsConfig
 from src.schema.kd import DistillConfig, TeacherConfig
 from src.schema.tree import TreeConfig
@@ -47,6 +47,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     hns: HnsConfig = field(default_factory=HnsConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)

@@ -12,6 +12,13 @@ SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": 
 OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS) + ("batchnorm",)  # batchnorm: no stats (src/datafree/batchnorm.py)
 SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
 LAYER_WEIGHTINGS = ("equal", "width")
+GENERATOR_METHODS = ("dafl", "adversarial")
+# a generator method's published settings (DAFL's and DFAD's MNIST code), where gen.* is null
+GENERATOR_DEFAULTS = {
+    "dafl": {"lr": 0.2, "student_optimizer": "adam", "student_lr": 2e-3, "steps_per_epoch": 120, "student_steps": 1},
+    "adversarial": {"lr": 1e-3, "student_optimizer": "sgd", "student_lr": 0.01, "steps_per_epoch": 50,
+                    "student_steps": 5},
+}
 
 
 @dataclass
@@ -47,6 +54,33 @@ class OptimizeConfig:
     flip: bool = False  # and mirrored left-right half of the time (not for digits or clothes)
 
 
+@dataclass
+class GeneratorConfig:
+    """procedure=datafree_distill (src/datafree/generator.py); null = the method's published value."""
+    method: str = "dafl"  # dafl | adversarial (DFAD / ZSKT)
+    epochs: int = 20  # a CPU budget; DAFL's MNIST run is 200 (experiment=dafl_lenet_gpu)
+    steps_per_epoch: Optional[int] = None  # dafl 120, adversarial 50
+    batch_size: int = 256  # DAFL and DFAD: 512 on MNIST
+    latent_dim: int = 100
+    width: int = 128  # channels of the generator's first conv (the second has half)
+    lr: Optional[float] = None  # generator Adam: dafl 0.2, adversarial 1e-3
+    student_optimizer: Optional[str] = None  # dafl adam, adversarial sgd (momentum 0.9)
+    student_lr: Optional[float] = None  # dafl 2e-3, adversarial 0.01
+    student_steps: Optional[int] = None  # student steps per generator step: dafl 1, adversarial 5
+    oh: float = 1.0  # dafl: one-hot loss weight
+    a: float = 0.1  # dafl: activation loss weight
+    ie: float = 5.0  # dafl: information-entropy loss weight
+    temperature: float = 1.0  # dafl: the student's KD temperature
+    feature_layer: Optional[str] = None  # dafl: the teacher layer of the activation loss; null = the output layer's input
+    pool: int = 1024  # generated inputs (fixed noise) on which teacher-student agreement is measured each epoch
+
+
+def generator_setting(gen, key: str):
+    """gen.<key>, or the method's published value when it is null."""
+    value = gen[key]
+    return GENERATOR_DEFAULTS[gen.method][key] if value is None else value
+
+
 def check(cfg) -> None:
     """Raise ConfigError naming the first stats.* or optimize.* setting that cannot work."""
     st = cfg.stats
@@ -68,5 +102,16 @@ def check(cfg) -> None:
     require(min(op.tv_l1, op.tv_l2, op.l2, op.bn_weight) >= 0,
             "optimize.tv_l1, optimize.tv_l2, optimize.l2 and optimize.bn_weight are weights: each must be >= 0")
     require(op.roll >= 0, f"optimize.roll={op.roll}: a number of pixels >= 0")
+    gen = cfg.generator
+    require_choice(gen.method, GENERATOR_METHODS, "generator.method")
+    require(min(gen.epochs, gen.batch_size, gen.latent_dim, gen.pool) >= 1 and gen.width >= 2,
+            "generator.epochs, batch_size, latent_dim and pool must be >= 1, generator.width >= 2")
+    for key in ("steps_per_epoch", "student_steps"):
+        require(gen[key] is None or gen[key] >= 1, f"generator.{key}={gen[key]}: >= 1, or null (the method's)")
+    for key in ("lr", "student_lr"):
+        require(gen[key] is None or gen[key] > 0, f"generator.{key}={gen[key]}: > 0, or null (the method's)")
+    require(gen.student_optimizer in (None, "adam", "sgd"),
+            f"generator.student_optimizer={gen.student_optimizer}: adam, sgd, or null (the method's)")
+    require(gen.temperature > 0, f"generator.temperature={gen.temperature}: must be > 0")
     require(op.out_of_band >= 0, f"optimize.out_of_band={op.out_of_band}: a weight >= 0 (0 = only the kept "
                                  f"coefficients, 1 = the paper's vertex-domain loss)")
