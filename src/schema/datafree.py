@@ -58,11 +58,11 @@ class OptimizeConfig:
 class GeneratorConfig:
     """procedure=datafree_distill (src/datafree/generator.py); null = the method's published value."""
     method: str = "dafl"  # dafl | adversarial (DFAD / ZSKT)
-    epochs: int = 20  # a CPU budget; DAFL's MNIST run is 200 (experiment=dafl_lenet_gpu)
+    epochs: int = 10  # a CPU budget; the papers' MNIST budgets: experiment=dafl_gpu, dfad_gpu
     steps_per_epoch: Optional[int] = None  # dafl 120, adversarial 50
-    batch_size: int = 256  # DAFL and DFAD: 512 on MNIST
+    batch_size: int = 128  # DAFL and DFAD: 512 on MNIST
     latent_dim: int = 100
-    width: int = 128  # channels of the generator's first conv (the second has half)
+    width: int = 32  # channels of the generator's first conv (the second has half); the papers': 128
     lr: Optional[float] = None  # generator Adam: dafl 0.2, adversarial 1e-3
     student_optimizer: Optional[str] = None  # dafl adam, adversarial sgd (momentum 0.9)
     student_lr: Optional[float] = None  # dafl 2e-3, adversarial 0.01
