@@ -7,15 +7,18 @@ while hiding as much of the input as possible.
     python main.py procedure=hns_train hns.init=pretrained_hider     # pretrains the hider first if needed
     python main.py -m procedure=hns_train hns.estimator=st1,st2,sa,reinforce seed=0,1,2,3,4
 
-Three kinds of artifact, each a run-store folder keyed by what determines it:
+Four kinds of artifact, each a run-store folder keyed by what determines it:
   <runs>/<dataset>/hns_seeker/<seeker>-<hash>   the seeker alone (its test accuracy is the
                                                 fidelity baseline); model.keras
   <runs>/<dataset>/hns_hider/<hider>-m<c>-<hash> the hider as an autoencoder of the input
                                                 (binary cross-entropy); model.keras
+  <runs>/<dataset>/hns_evalx/<seeker>-<hash>    the EVAL-X evaluator, trained on random masks
+                                                (once per data set, seed 0); model.keras
   <runs>/<dataset>/hns_train/<hider>+<seeker>-<layer>-<hash>
                                                 the joint model: hider.keras, seeker.keras,
                                                 history.csv (per epoch, with the test scores),
-                                                metrics.json (incl. one row per alpha), masks.png,
+                                                metrics.json (incl. one row per alpha and the encoding
+                                                diagnostics of src/hns/encoding.py), masks.png,
                                                 curves.png, alpha_weights/ (weights at every alpha)
 The pretraining stages are prerequisites like any other (found in the store or made
 first, auto_prereqs=true). The method: src/hns and docs/hns_train.md.
@@ -34,6 +37,7 @@ from procedures._upstream import load_data, optimizer_for, upstream, upstream_co
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
 from src.fit import Evaluator, Fitter, steps_per_epoch
+from src.hns.encoding import KEEP, chance_level, evalx_scores, evaluator_loss, mask_swap_shares
 from src.hns.losses import reconstruction_loss
 from src.hns.pretrain import pretrain_hider
 from src.hns.model import HideAndSeek, build_joint_model, slope_rate, transfer_by_name
@@ -50,10 +54,14 @@ ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", 
                  "select")
 
 
-def _stage_cfg(cfg: DictConfig) -> DictConfig:
-    """cfg for a pretraining stage: train.* with hns.pretrain_epochs (if set) as epochs."""
-    return upstream_config(cfg, "hns_train", {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs,
-                                              "train.early_stopping": 0, "augment": "none"})
+def _stage_cfg(cfg: DictConfig, part: str = "seeker") -> DictConfig:
+    """cfg for a pretraining stage: train.* with hns.pretrain_epochs (if set) as epochs;
+    the EVAL-X evaluator with seed 0 whatever the run's, so one serves every run."""
+    changes = {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs, "train.early_stopping": 0,
+               "augment": "none"}
+    if part == "evalx":
+        changes["seed"] = 0
+    return upstream_config(cfg, "hns_train", changes)
 
 
 def _common_key(cfg: DictConfig) -> dict:
@@ -61,9 +69,10 @@ def _common_key(cfg: DictConfig) -> dict:
 
 
 class Pretraining:
-    """A pretraining stage: the seeker alone (a classifier of unmasked inputs) or the
-    hider alone (an autoencoder of the input, or of its channel mean). Its methods take
-    the stage's config (_stage_cfg)."""
+    """A pretraining stage: the seeker alone (a classifier of unmasked inputs), the hider
+    alone (an autoencoder of the input, or of its channel mean), or the EVAL-X evaluator
+    (the seeker's architecture on randomly masked inputs, src/hns/encoding.py). Its
+    methods take the stage's config (_stage_cfg)."""
 
     def __init__(self, part: str):
         self.part, self.name = part, f"hns_{part}"
@@ -72,6 +81,8 @@ class Pretraining:
         h = cfg.hns
         if self.part == "seeker":
             key, name = {"stage": self.name, "seeker": h.seeker}, h.seeker
+        elif self.part == "evalx":
+            key, name = {"stage": self.name, "seeker": h.seeker, "keep": KEEP}, h.seeker
         else:
             key, name = {"stage": self.name, "hider": h.hider, "mask_channels": h.mask_channels}, \
                 f"{h.hider}-m{h.mask_channels}"
@@ -90,25 +101,47 @@ class Pretraining:
             log.info("pretrained seeker %s: test accuracy %.4f (the fidelity baseline)", cfg.hns.seeker,
                      metrics["test_accuracy"])
             return metrics
+        if self.part == "evalx":
+            return self._train_evaluator(cfg, run_, data)
         hider = build_hider(cfg.hns.hider, data.input_shape, cfg.hns.mask_channels)
         fitter = Fitter(hider, reconstruction_loss(hider, cfg.hns.mask_channels),
                         optimizer_for(cfg, len(data.x_train)), jit_compile=runtime.use_xla(cfg))
         return pretrain_hider(fitter, run_, data, cfg.train, cfg.seed)
 
+    @staticmethod
+    def _train_evaluator(cfg: DictConfig, run_: Run, data) -> dict:
+        """The EVAL-X evaluator: random masks only, never a hider's."""
+        evaluator = build_seeker(cfg.hns.seeker, data.input_shape, data.num_classes)
+        fitter = Fitter(evaluator, evaluator_loss(evaluator, cfg.seed), optimizer_for(cfg, len(data.x_train)),
+                        jit_compile=runtime.use_xla(cfg))
+        started = time.perf_counter()
+        result = fitter.fit({"x": data.x_train, "y": data.y_train}, epochs=cfg.train.epochs,
+                            batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
+                            val={"x": data.x_val, "y": data.y_val}, max_steps=cfg.train.max_steps)
+        test = {"x": data.x_test, "y": data.y_test}
+        whole = Evaluator(classifier_loss(evaluator)).evaluate(test)["accuracy"]
+        atomic_write(run_.file("model.keras"), lambda tmp: evaluator.save(tmp))
+        metrics = {"test_accuracy": whole, "test_accuracy_random_masks": fitter.evaluate(test)["accuracy"],
+                   "keep": KEEP, "epochs": result.epochs_run, "train_seconds": time.perf_counter() - started}
+        log.info("EVAL-X evaluator %s: test accuracy %.4f on whole images, %.4f with half the pixels kept at random",
+                 cfg.hns.seeker, whole, metrics["test_accuracy_random_masks"])
+        run_.finish(metrics, ["model.keras", "history.csv"])
+        return metrics
 
-STAGES = {"seeker": Pretraining("seeker"), "hider": Pretraining("hider")}
+
+STAGES = {"seeker": Pretraining("seeker"), "hider": Pretraining("hider"), "evalx": Pretraining("evalx")}
 
 
 def pretrained_artifact(cfg: DictConfig, part: str) -> Run:
-    """Where the pretrained `part` ("seeker" or "hider") for cfg lives."""
-    return STAGES[part].artifact(_stage_cfg(cfg))
+    """Where the pretrained `part` ("seeker", "hider" or "evalx") for cfg lives."""
+    return STAGES[part].artifact(_stage_cfg(cfg, part))
 
 
 def _pretrained_run(cfg: DictConfig, part: str, why: str) -> Run:
     fix = f"give hns.{part}_path=/path/to/{part}.keras"
     if part == "seeker":
         fix += ", or hns.baseline=<the seeker's test accuracy>"
-    return upstream_run(STAGES[part], _stage_cfg(cfg), why, fix)
+    return upstream_run(STAGES[part], _stage_cfg(cfg, part), why, fix)
 
 
 def _layer_name(cfg: DictConfig) -> str:
@@ -216,10 +249,8 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
         model.restore_alpha(chosen["alpha"])
         log.info("selected the weights of alpha %.2f (validation FII %.4f; the final weights: %.4f)",
                  chosen["alpha"], chosen["val_fii"], rows[-1]["val_fii"])
-    fill = float(np.mean(data.x_test))
-    mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
     files = _save(model, run_, data, history, cfg)
-    metrics = {**chosen_figures(chosen, rows), "mask_only_accuracy": mask_only, **oracle_fii(history, rows),
+    metrics = {**chosen_figures(chosen, rows), **_encoding(cfg, model, data), **oracle_fii(history, rows),
                "final_fii": final["test_fii"], "final_collapsed": final["test_collapsed"],
                "train_hidden": final["hidden"], "interpretability_first_epoch": history[0]["test_interpretability"],
                "baseline": baseline, "baseline_source": baseline_source, **sources,
@@ -229,6 +260,24 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
                "seeker_params": int(model.seeker.count_params()), "train_examples": len(data.x_train)}
     run_.finish(metrics, files)
     return metrics
+
+
+def _encoding(cfg: DictConfig, model: HideAndSeek, data: datasets.Dataset) -> dict:
+    """The encoding diagnostics of the chosen weights on the test split (src/hns/encoding.py)."""
+    test = {"x": data.x_test, "y": data.y_test}
+    fill = float(np.mean(data.x_test))
+    out = {"mask_only_accuracy": Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)[
+        "accuracy"], "chance_accuracy": chance_level(data.num_classes)}
+    masks = np.concatenate([np.asarray(model.mask(model.hider(data.x_test[i:i + 1024], training=False), False))
+                            for i in range(0, len(data.x_test), 1024)])
+    out.update(mask_swap_shares(lambda x, m: np.argmax(np.asarray(model.classify(x, m, False)), -1),
+                                data.x_test, data.y_test, masks, cfg.seed))
+    if cfg.hns.evalx:
+        run_ = _pretrained_run(cfg, "evalx", "the EVAL-X score (hns.evalx=true)")
+        evaluator = load_model(run_.dir, "EVAL-X evaluator")
+        out.update(evalx_scores(evaluator, data.x_test, data.y_test, masks, run_.metrics()["test_accuracy"]),
+                   evalx_whole_accuracy=run_.metrics()["test_accuracy"], evalx_run=str(run_.dir))
+    return out
 
 
 def _save_alpha_weights(model: HideAndSeek, run_: Run, alpha: float) -> None:
@@ -268,8 +317,15 @@ def _print_summary(m: dict, run_: Run) -> None:
         lines.append(f"  sampled mask: accuracy {pct(m['test_accuracy_sampled'])}  "
                      f"hidden {pct(m['interpretability_sampled'])}")
     share = m["mask_only_accuracy"] / m["test_accuracy"] if m["test_accuracy"] else 0.0
-    lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])}, "
-                 f"{share:.0%} of the test accuracy: how much the mask's layout tells by itself")
+    lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])} "
+                 f"(chance {pct(m['chance_accuracy'])}), {share:.0%} of the test accuracy: how much the mask's "
+                 "layout tells by itself")
+    lines.append(f"  an image seen through another class's mask: classified as the mask's class "
+                 f"{pct(m['swap_mask_class'])}, as its own {pct(m['swap_image_class'])}")
+    if m.get("evalx_fii") is not None:
+        lines.append(f"  EVAL-X (an evaluator that never saw a hider's mask): accuracy {pct(m['evalx_accuracy'])} "
+                     f"(whole images {pct(m['evalx_whole_accuracy'])})  F {pct(m['evalx_fidelity'])}  "
+                     f"FII {pct(m['evalx_fii'])}: the figure to trust")
     lines.append(f"  hidden on training batches {pct(m['train_hidden'])}; final alpha {m['final_alpha']:.2f} "
                  f"(FII {pct(m['final_fii'])})")
     if len(m["alphas"]) > 1:

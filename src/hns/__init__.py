@@ -8,6 +8,7 @@ Pipeline (procedures/hns_train.py, docs/hns_train.md):
     alpha * CE + (1 - alpha) * kept fraction, alpha lowered on stagnation losses.joint_objective, alpha
     the joint model, its state and the weights kept at every alpha        model.HideAndSeek, model.build_joint_model
     F, I, FIR, FII; per-alpha scores; choice on validation FII            scores
+    does the mask encode the class? mask swap, the EVAL-X evaluator       encoding
     masks.png and curves.png                                               plots
 The networks themselves are models/hns.py.
 """

@@ -46,6 +46,7 @@ class HnsConfig:
     pretrain_epochs: Optional[int] = None  # epochs of the hider/seeker pretraining stages; null = train.epochs
     baseline: Optional[float] = None  # seeker test accuracy for fidelity; null = the pretrained seeker's (made if needed)
     figures_per_class: int = 4  # test images (with masks) per class in masks.png
+    evalx: bool = True  # score the masks with the EVAL-X evaluator (trained once per data set, seed 0)
 
 
 def binary_layer(h) -> tuple[bool, str | None]:

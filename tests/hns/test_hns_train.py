@@ -146,3 +146,33 @@ def test_select_enters_the_run_key_of_an_adaptive_run(make_cfg):
     assert name("hns.alpha=0.5", "hns.select=last") == name("hns.alpha=0.5")  # constant alpha: nothing to select
     with pytest.raises(ConfigError, match="hns.select='best': choose one of val_fii, last"):
         validate(make_cfg("procedure=hns_train", "hns.select=best"))
+
+
+def test_every_run_reports_the_encoding_diagnostics_and_one_evaluator_serves_every_run(make_cfg, capsys):
+    cfg = make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1", "seed=1")
+    metrics = hns_train.run(cfg)
+    assert metrics["chance_accuracy"] == pytest.approx(0.1)
+    for key in ("mask_only_accuracy", "swap_mask_class", "swap_image_class", "evalx_accuracy", "evalx_whole_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["evalx_fii"] == pytest.approx(metrics["evalx_fidelity"] * metrics["interpretability"], rel=1e-4)
+    evaluator = hns_train.pretrained_artifact(cfg, "evalx")
+    assert metrics["evalx_run"] == str(evaluator.dir) and evaluator.is_done()
+    other = make_cfg(*FAST, "hns.alpha=0.3", "hns.baseline=0.5", "train.epochs=1", "seed=2")
+    assert hns_train.pretrained_artifact(other, "evalx").dir == evaluator.dir  # once per data set
+    out = capsys.readouterr().out
+    assert "(chance 0.1000)" in out and "EVAL-X" in out and "classified as the mask's class" in out
+
+
+def test_the_evaluator_trains_without_any_hider(make_cfg, monkeypatch):
+    def no_hider(*args, **kwargs):
+        raise AssertionError("the EVAL-X evaluator must never see a hider")
+
+    monkeypatch.setattr(hns_train, "build_hider", no_hider)
+    stage = hns_train._stage_cfg(make_cfg(*FAST, "train.epochs=1"), "evalx")
+    metrics = hns_train.STAGES["evalx"].run(stage)
+    assert metrics["keep"] == 0.5 and 0.0 <= metrics["test_accuracy_random_masks"] <= 1.0
+
+
+def test_evalx_can_be_turned_off(make_cfg):
+    metrics = hns_train.run(make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1", "hns.evalx=false"))
+    assert "evalx_fii" not in metrics and "swap_mask_class" in metrics

@@ -1,0 +1,91 @@
+"""The encoding diagnostics of hns_train: the mask-swap test and the EVAL-X evaluator, on
+hand-made cases where the answer is known."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.hns import build_seeker
+from src.fit import Fitter
+from src.hns.encoding import evalx_scores, evaluator_loss, mask_swap_shares, random_keep, swap_partners
+from src.hns.scores import figures_of_merit
+
+CLASSES, SIDE = 4, 16
+
+
+def test_swap_partners_are_of_another_class_and_deterministic():
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+    partners = swap_partners(y, seed=0)
+    assert np.all(y[partners] != y)
+    np.testing.assert_array_equal(partners, swap_partners(y, seed=0))
+    with pytest.raises(ValueError, match="at least two classes"):
+        swap_partners(np.zeros(5, int), seed=0)
+
+
+def _patterns(rng) -> np.ndarray:
+    """One fixed mask per class, keeping 16 of the 256 pixels, all in the border."""
+    border = [(r, c) for r in range(SIDE) for c in range(SIDE) if min(r, c, SIDE - 1 - r, SIDE - 1 - c) < 3]
+    masks = np.zeros((CLASSES, SIDE, SIDE, 1), np.float32)
+    for k in range(CLASSES):
+        for index in rng.choice(len(border), 16, replace=False):
+            masks[(k, *border[index], 0)] = 1.0
+    return masks
+
+
+def test_the_swap_test_tells_a_code_reader_from_an_evidence_reader():
+    rng = np.random.default_rng(0)
+    patterns = _patterns(rng)
+    y = np.repeat(np.arange(CLASSES), 5)
+    x = np.broadcast_to(y[:, None, None, None].astype(np.float32), (len(y), SIDE, SIDE, 1)).copy()
+    masks = patterns[y]
+
+    def code_reader(images, seen_masks):  # reads the class from where the mask keeps pixels
+        return np.argmax(np.einsum("nhwc,khwc->nk", seen_masks, patterns), -1)
+
+    def evidence_reader(images, seen_masks):  # reads the class from the image (its value)
+        return images[:, 0, 0, 0].astype(int)
+
+    assert mask_swap_shares(code_reader, x, y, masks, seed=1) == {"swap_mask_class": 1.0, "swap_image_class": 0.0}
+    assert mask_swap_shares(evidence_reader, x, y, masks, seed=1) == {"swap_mask_class": 0.0, "swap_image_class": 1.0}
+
+
+def test_random_keep_keeps_about_half_of_the_pixels_for_every_channel_alike():
+    x = tf.ones([8, SIDE, SIDE, 3])
+    kept = random_keep(x, tf.random.stateless_uniform([8, SIDE, SIDE, 1], seed=[0, 1])).numpy()
+    assert 0.4 < kept.mean() < 0.6 and np.all(kept == kept[..., :1])
+
+
+def _images(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The class is drawn in the centre (a bright quadrant of an 8x8 square); the 3-pixel
+    border is a constant 1 that says nothing about the class."""
+    y = rng.integers(0, CLASSES, n)
+    x = np.ones((n, SIDE, SIDE, 1), np.float32)
+    x[:, 3:13, 3:13] = rng.normal(0, 0.1, (n, 10, 10, 1))
+    for i, k in enumerate(y):
+        r, c = 4 + 4 * (k // 2), 4 + 4 * (k % 2)
+        x[i, r:r + 4, c:c + 4] += 1.0
+    return x, y
+
+
+def test_an_encoding_hider_scores_high_with_its_own_seeker_and_low_under_eval_x():
+    """Masks that keep a class code in the uninformative border: a seeker trained on them
+    reads the code (high FII); the evaluator trained on random masks cannot (low FII)."""
+    rng = np.random.default_rng(0)
+    patterns = _patterns(rng)
+    x, y = _images(rng, 1200)
+    x_test, y_test = _images(rng, 400)
+    keras.utils.set_random_seed(0)
+    joint = build_seeker("seeker_small", (SIDE, SIDE, 1), CLASSES)
+    joint.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    joint.fit(x * patterns[y], y, epochs=8, batch_size=64, verbose=0)
+    joint_accuracy = float(np.mean(np.argmax(joint.predict(x_test * patterns[y_test], verbose=0), -1) == y_test))
+    evaluator = build_seeker("seeker_small", (SIDE, SIDE, 1), CLASSES)
+    Fitter(evaluator, evaluator_loss(evaluator, 0), keras.optimizers.Adam(1e-3)).fit(
+        {"x": x, "y": y}, epochs=8, batch_size=64, seed=0, verbose=0)
+    whole = float(np.mean(np.argmax(evaluator.predict(x_test, verbose=0), -1) == y_test))
+    joint_fii = figures_of_merit(joint_accuracy, 1 - 16 / SIDE ** 2, 1.0)["fii"]
+    evalx = evalx_scores(evaluator, x_test, y_test, patterns[y_test], whole)
+    assert whole > 0.9 and joint_fii > 0.85
+    assert evalx["evalx_accuracy"] < 0.45 and evalx["evalx_fii"] < 0.45
