@@ -165,6 +165,8 @@ def artifact(cfg: DictConfig) -> Run:
     stochastic, estimator = binary_layer(h)
     settings = {"hider": h.hider, "seeker": h.seeker, "mask_channels": h.mask_channels, "stochastic": stochastic,
                 "estimator": estimator, "alpha": h.alpha, "init": h.init, "logit_penalty": h.logit_penalty}
+    if h.mode == "realx":
+        settings["mode"] = "realx"
     if estimator == "sa":
         settings.update(rate=slope_rate(h), slope_max=h.slope_max)
     if h.alpha is None:
@@ -173,7 +175,10 @@ def artifact(cfg: DictConfig) -> Run:
     for part in ("hider", "seeker"):
         if _uses(cfg, part):
             key[f"{part}_from"] = _source_id(cfg, part)
-    key["baseline"] = h.baseline if h.baseline is not None else _source_id(cfg, "seeker")
+    if h.mode == "realx":  # the seeker and the baseline are the evaluator's
+        key["seeker_from"] = key["baseline"] = pretrained_artifact(cfg, "evalx").hash
+    else:
+        key["baseline"] = h.baseline if h.baseline is not None else _source_id(cfg, "seeker")
     name = f"{h.hider}+{h.seeker}-{_layer_name(cfg)}"
     return locate(cfg.paths.runs, cfg.dataset.name, "hns_train", name, key)
 
@@ -190,6 +195,9 @@ def _baseline(cfg: DictConfig, data: datasets.Dataset) -> tuple[float, str]:
     """Test accuracy of the seeker alone: hns.baseline, else hns.seeker_path evaluated here,
     else the store's pretrained seeker (trained first when missing)."""
     h = cfg.hns
+    if h.mode == "realx":
+        run_ = _pretrained_run(cfg, "evalx", "hns.mode=realx (the frozen seeker)")
+        return float(run_.metrics()["test_accuracy"]), str(run_.dir)
     if h.baseline is not None:
         return float(h.baseline), "hns.baseline"
     if h.seeker_path:
@@ -202,7 +210,8 @@ def _baseline(cfg: DictConfig, data: datasets.Dataset) -> tuple[float, str]:
 
 def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) -> tuple[HideAndSeek, dict]:
     """The joint model for cfg (pretrained parts loaded by layer name); returns it and
-    where its parts came from."""
+    where its parts came from. With hns.mode=realx the seeker is the EVAL-X evaluator,
+    frozen: only the hider learns, against a judge that cannot read a code."""
     h = cfg.hns
     runtime.seed_everything(cfg.seed)
     parts = {"hider": build_hider(h.hider, data.input_shape, h.mask_channels),
@@ -213,6 +222,11 @@ def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) ->
             source = h[f"{part}_path"] or _pretrained_run(cfg, part, f"hns.init={h.init}").dir
             transfer_by_name(load_model(source, part), model, part)
             sources[f"{part}_from"] = str(source)
+    if h.mode == "realx":
+        source = _pretrained_run(cfg, "evalx", "hns.mode=realx (the frozen seeker)").dir
+        transfer_by_name(load_model(source, "EVAL-X evaluator"), parts["seeker"], "seeker")
+        parts["seeker"].trainable = False
+        sources["seeker_from"] = f"{source} (frozen)"
     steps = steps_per_epoch(train_examples, cfg.train.batch_size, cfg.train.max_steps)
     return build_joint_model(h, parts["hider"], parts["seeker"], steps, cfg.seed), sources
 

@@ -75,7 +75,10 @@ class HideAndSeek(keras.Model):
         return masks.sample(a, self.noise.uniform(tf.shape(a)), self.estimator, self.slope.read_value())
 
     def classify(self, x: tf.Tensor, mask: tf.Tensor, training: bool) -> tf.Tensor:
-        return tf.cast(self.seeker(x * tf.cast(mask, x.dtype), training=training), tf.float32)
+        """The seeker on the masked input; a frozen seeker (hns.mode=realx) always in
+        inference mode, as the evaluator it is."""
+        seen = x * tf.cast(mask, x.dtype)
+        return tf.cast(self.seeker(seen, training=training and self.seeker.trainable), tf.float32)
 
     def loss_fn(self, batch: dict, training: bool) -> dict:
         """src.fit loss function: the alpha-weighted objective; training steps also update

@@ -19,6 +19,7 @@ SELECTIONS = ("val_fii", "last")
 INITS = ("scratch", "pretrained_hider", "pretrained_seeker", "pretrained_both")
 HIDERS = ("hider_small", "hider_large")
 SEEKERS = ("seeker_small", "seeker_large", "seeker_resnet")
+MODES = ("joint", "realx")
 
 
 @dataclass
@@ -47,6 +48,7 @@ class HnsConfig:
     baseline: Optional[float] = None  # seeker test accuracy for fidelity; null = the pretrained seeker's (made if needed)
     figures_per_class: int = 4  # test images (with masks) per class in masks.png
     evalx: bool = True  # score the masks with the EVAL-X evaluator (trained once per data set, seed 0)
+    mode: str = "joint"  # joint: hider and seeker trained together; realx: the seeker is the EVAL-X evaluator, frozen
 
 
 def binary_layer(h) -> tuple[bool, str | None]:
@@ -85,6 +87,11 @@ def check(cfg) -> None:
     require(h.baseline is None or 0.0 < h.baseline <= 1.0,
             f"hns.baseline={h.baseline}: a test accuracy in (0, 1], or null to use the pretrained seeker's")
     require(h.figures_per_class >= 0, "hns.figures_per_class must be >= 0")
+    require(h.mode in MODES, f"hns.mode={h.mode!r}: choose one of {', '.join(MODES)}")
+    require(h.mode == "joint" or (h.init in ("scratch", "pretrained_hider") and h.seeker_path is None
+                                  and h.baseline is None),
+            f"hns.mode=realx: the seeker is the EVAL-X evaluator (and F is against its accuracy), so hns.init="
+            f"{h.init}, hns.seeker_path and hns.baseline do not apply: use hns.init=scratch or pretrained_hider")
     if cfg.procedure.name != "hns_train":
         return
     stochastic, estimator = binary_layer(h)

@@ -126,3 +126,25 @@ def test_killed_slope_annealing_run_restores_the_slope_and_the_noise(make_cfg, t
     resumed = hns_train.run(cfg)
     _check_resumed(hns_train.artifact(cfg), resumed)
     _compare(resumed, straight, cfg, straight_cfg)
+
+
+def test_killed_realx_run_resumes_like_an_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
+    """hns.mode=realx, the seeker the frozen EVAL-X evaluator: killed right after epoch 2's
+    checkpoint, the rerun ends as the uninterrupted run does."""
+    realx = [*[o for o in TINY if not o.startswith("hns.baseline")], "hns.mode=realx"]
+    straight_cfg = make_cfg(*realx, f"paths.runs={tmp_path / 'straight'}")
+    cfg = make_cfg(*realx, f"paths.runs={tmp_path / 'killed'}")
+    save = tf.train.CheckpointManager.save
+    joint = hns_train.artifact(straight_cfg).dir
+
+    def save_then_kill(manager, checkpoint_number=None, **kwargs):
+        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == 2 and Path(manager.directory).parent == joint:
+            _kill_copy(joint, cfg)
+        return path
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_kill)
+    straight = hns_train.run(straight_cfg)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    resumed = hns_train.run(cfg)
+    _check_resumed(hns_train.artifact(cfg), resumed)
+    _compare(resumed, straight, cfg, straight_cfg)

@@ -176,3 +176,23 @@ def test_the_evaluator_trains_without_any_hider(make_cfg, monkeypatch):
 def test_evalx_can_be_turned_off(make_cfg):
     metrics = hns_train.run(make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1", "hns.evalx=false"))
     assert "evalx_fii" not in metrics and "swap_mask_class" in metrics
+
+
+def test_realx_trains_the_hider_against_the_frozen_evaluator(make_cfg):
+    from src.artifacts import load_model
+    cfg = make_cfg(*FAST, "hns.mode=realx", "hns.alpha=0.6", "train.epochs=1")
+    metrics = hns_train.run(cfg)
+    evaluator = hns_train.pretrained_artifact(cfg, "evalx")
+    assert metrics["baseline"] == pytest.approx(evaluator.metrics()["test_accuracy"])
+    assert metrics["seeker_from"] == f"{evaluator.dir} (frozen)"
+    seeker = load_model(hns_train.artifact(cfg).dir / "seeker.keras")
+    for ours, theirs in zip(seeker.get_weights(), load_model(evaluator.dir).get_weights()):
+        np.testing.assert_array_equal(ours, theirs)  # the hider learnt; the judge did not
+    assert metrics["evalx_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)  # the same judge
+    joint = hns_train.artifact(make_cfg(*FAST, "hns.alpha=0.6", "train.epochs=1"))
+    assert hns_train.artifact(cfg).dir != joint.dir
+
+
+def test_realx_refuses_a_seeker_of_its_own(make_cfg):
+    with pytest.raises(ConfigError, match="hns.mode=realx: the seeker is the EVAL-X evaluator"):
+        validate(make_cfg(*FAST, "hns.mode=realx", "hns.init=pretrained_seeker"))
