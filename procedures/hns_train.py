@@ -41,10 +41,12 @@ from src.hns.encoding import KEEP, chance_level, evalx_scores, evaluator_loss, m
 from src.hns.losses import reconstruction_loss
 from src.hns.pretrain import pretrain_hider
 from src.hns.model import HideAndSeek, build_joint_model, slope_rate, transfer_by_name
-from src.hns.plots import curves_png, masks_png
+from src.hns.plots import curves_png, masks_png, modes_png
 from src.hns.scores import chosen_figures, oracle_fii, per_alpha, score, select
 from src.losses import classifier_loss
 from src.runstore import Run, atomic_write, file_digest, locate
+from src.errors import ConfigError
+from src.schema import validate
 from src.schema.hns import binary_layer
 from src.tables import format_table
 
@@ -314,9 +316,32 @@ def _save(model: HideAndSeek, run_: Run, data: datasets.Dataset, history: list[d
         mask = np.asarray(model.mask(model.hider(x, training=False), training=False))
         predicted = np.argmax(np.asarray(model.classify(x, mask, training=False)), -1)
         masks_png(x, mask, data.y_test[chosen], predicted, data.class_names, run_.file("masks.png"),
-                  title + ": test image | what the seeker saw", per_class)
+                  title + ": test image | mask | what the seeker saw", per_class)
         files.append("masks.png")
+        files += _modes_figure(cfg, run_, x, mask, data, chosen, title)
     return files
+
+
+def _modes_figure(cfg: DictConfig, run_: Run, x: np.ndarray, mask: np.ndarray, data: datasets.Dataset, chosen,
+                  title: str) -> list[str]:
+    """modes.png when the run of the other hns.mode (same settings otherwise) is finished:
+    the same test images through the joint and the realx masks."""
+    other_mode = "joint" if cfg.hns.mode == "realx" else "realx"
+    other_cfg = upstream_config(cfg, "hns_train", {"hns.mode": other_mode})
+    try:
+        validate(other_cfg)
+    except ConfigError:  # a setting the other mode refuses (a seeker of its own)
+        return []
+    other = artifact(other_cfg)
+    if not other.is_done():
+        return []
+    hider = load_model(other.file("hider.keras"), "hider")
+    other_mask = (np.asarray(hider(x, training=False)) > 0).astype(mask.dtype)  # the threshold sigmoid(a) > 0.5
+    pair = {cfg.hns.mode: mask, other_mode: other_mask}
+    ordered = {mode: pair[mode] for mode in ("joint", "realx")}
+    modes_png(x, ordered, data.y_test[chosen], data.class_names, run_.file("modes.png"),
+              f"{title}: image | joint mask, seen | realx mask, seen")
+    return ["modes.png"]
 
 
 def _print_summary(m: dict, run_: Run) -> None:

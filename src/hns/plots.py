@@ -10,15 +10,32 @@ from src.plots import image_grid_png, plt, save_figure
 
 def masks_png(x: np.ndarray, mask: np.ndarray, y: np.ndarray, predicted: np.ndarray, class_names, path: Path,
               title: str, per_class: int = 4) -> Path:
-    """One row per class; for each of `per_class` test images: the image, then what the
-    seeker saw (image * mask, hidden parts black), captioned with the share hidden and an
-    x when the seeker got it wrong."""
+    """One row per class; for each of `per_class` test images: the image, the mask alone
+    (white = kept: is the class written in its shape?), then what the seeker saw (image *
+    mask, hidden parts black), captioned with the share hidden and an x when the seeker
+    got it wrong."""
     grid, captions, labels = [], [], []
     for c in sorted(set(int(c) for c in y)):
         members = np.flatnonzero(y == c)[:per_class]
-        grid.append([picture for i in members for picture in (x[i], x[i] * mask[i])])
+        grid.append([picture for i in members for picture in (x[i], mask[i], x[i] * mask[i])])
         captions.append([text for i in members for text in
-                         ("", f"{1.0 - float(np.mean(mask[i])):.0%} hid {'' if predicted[i] == c else 'x'}")])
+                         ("", "mask", f"{1.0 - float(np.mean(mask[i])):.0%} hid {'' if predicted[i] == c else 'x'}")])
+        labels.append(str(class_names[c]) if c < len(class_names) else str(c))
+    return image_grid_png(grid, path, title, row_labels=labels, captions=captions)
+
+
+def modes_png(x: np.ndarray, masks: dict[str, np.ndarray], y: np.ndarray, class_names, path: Path, title: str,
+              per_class: int = 2) -> Path:
+    """The same test images through the masks of each mode (hns.mode=joint and realx):
+    per image, the image, then for each mode its mask and what it shows."""
+    grid, captions, labels = [], [], []
+    for c in sorted(set(int(c) for c in y)):
+        members = np.flatnonzero(y == c)[:per_class]
+        grid.append([picture for i in members for picture in
+                     [x[i], *[p for m in masks.values() for p in (m[i], x[i] * m[i])]]])
+        captions.append([text for i in members for text in
+                         ["", *[t for mode, m in masks.items() for t in
+                                (f"{mode} mask", f"{1.0 - float(np.mean(m[i])):.0%} hid")]]])
         labels.append(str(class_names[c]) if c < len(class_names) else str(c))
     return image_grid_png(grid, path, title, row_labels=labels, captions=captions)
 

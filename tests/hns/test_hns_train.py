@@ -196,3 +196,13 @@ def test_realx_trains_the_hider_against_the_frozen_evaluator(make_cfg):
 def test_realx_refuses_a_seeker_of_its_own(make_cfg):
     with pytest.raises(ConfigError, match="hns.mode=realx: the seeker is the EVAL-X evaluator"):
         validate(make_cfg(*FAST, "hns.mode=realx", "hns.init=pretrained_seeker"))
+
+
+def test_masks_png_shows_the_mask_alone_and_modes_png_compares_the_two_modes(make_cfg):
+    joint = make_cfg(*FAST, "hns.alpha=0.6", "train.epochs=1", "hns.figures_per_class=1")
+    hns_train.run(joint)
+    assert not (hns_train.artifact(joint).dir / "modes.png").exists()  # no realx run yet
+    realx = make_cfg(*FAST, "hns.alpha=0.6", "train.epochs=1", "hns.figures_per_class=1", "hns.mode=realx")
+    hns_train.run(realx)
+    assert (hns_train.artifact(realx).dir / "modes.png").stat().st_size > 1000
+    assert (hns_train.artifact(realx).dir / "masks.png").stat().st_size > 1000
