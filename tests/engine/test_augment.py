@@ -40,13 +40,14 @@ def test_shift_moves_content_per_example_with_zero_fill():
     assert all(abs(c[0] - 9.5) <= 2.5 and abs(c[1] - 9.5) <= 2.5 for c in centres)  # at most 10% of 20 px
 
 
-def test_train_and_distill_with_augmentation(make_cfg, caplog):
+@pytest.mark.parametrize("kind", ["shift_flip", "shift_mixup"])
+def test_train_and_distill_with_augmentation(make_cfg, caplog, kind):
     from procedures import distill, train
-    cfg = make_cfg("procedure=distill", "augment=shift_flip")
+    cfg = make_cfg("procedure=distill", f"augment={kind}")
     with caplog.at_level("INFO"):
         metrics = distill.run(cfg)
     assert metrics["test_accuracy"] == pytest.approx(stored_accuracy(cfg, distill.artifact(cfg).dir))
-    assert "computed per step (augment=shift_flip)" in caplog.text
+    assert f"computed per step (augment={kind})" in caplog.text
     assert distill.artifact(cfg).dir != distill.artifact(make_cfg("procedure=distill")).dir
     plain = train.artifact(make_cfg("procedure=train"))
     assert train.artifact(make_cfg("procedure=train", "augment=shift")).dir != plain.dir
@@ -133,13 +134,8 @@ def test_mixed_cross_entropy_gradient_is_the_blend_of_the_two_targets():
     np.testing.assert_allclose(tape.gradient(loss, logits).numpy(), (probs - target) / 4, rtol=1e-5, atol=1e-7)
 
 
-def test_train_and_distill_with_mixup(make_cfg, caplog):
-    from procedures import distill, train
-    cfg = make_cfg("procedure=distill", "augment=shift_mixup")
-    with caplog.at_level("INFO"):
-        metrics = distill.run(cfg)
-    assert metrics["test_accuracy"] == pytest.approx(stored_accuracy(cfg, distill.artifact(cfg).dir))
-    assert "computed per step (augment=shift_mixup)" in caplog.text
+def test_mixup_alpha_enters_the_key_with_mixup_only(make_cfg):
+    from procedures import train
     mixed = train.artifact(make_cfg("procedure=train", "augment=mixup"))
     assert train.artifact(make_cfg("procedure=train", "augment=mixup", "mixup_alpha=0.2")).dir != mixed.dir
     assert train.artifact(make_cfg("procedure=train", "augment=shift", "mixup_alpha=0.2")).dir == \

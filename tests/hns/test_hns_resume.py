@@ -74,6 +74,23 @@ def _kill_copy(source, cfg):
     shutil.copytree(source, target)
 
 
+def _run_killed_after_checkpoint_2(straight_cfg, cfg, monkeypatch) -> dict:
+    """The uninterrupted run of straight_cfg, leaving in cfg's store the copy a kill right
+    after epoch 2's checkpoint would leave; returns its metrics."""
+    save = tf.train.CheckpointManager.save
+    joint = hns_train.artifact(straight_cfg).dir
+
+    def save_then_kill(manager, checkpoint_number=None, **kwargs):
+        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == 2 and Path(manager.directory).parent == joint:
+            _kill_copy(joint, cfg)
+        return path
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_kill)
+    straight = hns_train.run(straight_cfg)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    return straight
+
+
 def test_killed_joint_run_resumes_like_an_uninterrupted_one(make_cfg, tmp_path, monkeypatch, caplog):
     """Deterministic mask, adaptive alpha. Killed in epoch 3 after its history row (with
     the epoch's test scores) was written but before its checkpoint: the rerun restores
@@ -109,17 +126,7 @@ def test_killed_slope_annealing_run_restores_the_slope_and_the_noise(make_cfg, t
     sa = [*TINY, "hns.stochastic=true", "hns.estimator=sa", "hns.rate=1.0"]
     straight_cfg = make_cfg(*sa, f"paths.runs={tmp_path / 'straight'}")
     cfg = make_cfg(*sa, f"paths.runs={tmp_path / 'killed'}")
-    save = tf.train.CheckpointManager.save
-    joint = hns_train.artifact(straight_cfg).dir
-
-    def save_then_kill(manager, checkpoint_number=None, **kwargs):
-        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
-        if checkpoint_number == 2 and Path(manager.directory).parent == joint:
-            _kill_copy(joint, cfg)
-        return path
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_kill)
-    straight = hns_train.run(straight_cfg)
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    straight = _run_killed_after_checkpoint_2(straight_cfg, cfg, monkeypatch)
     assert straight["final_slope"] == pytest.approx(8.0, rel=1e-3)  # x2 per epoch
     _alpha_moves_every_epoch(straight_cfg)
 
@@ -134,17 +141,7 @@ def test_killed_realx_run_resumes_like_an_uninterrupted_one(make_cfg, tmp_path, 
     realx = [*[o for o in TINY if not o.startswith("hns.baseline")], "hns.mode=realx"]
     straight_cfg = make_cfg(*realx, f"paths.runs={tmp_path / 'straight'}")
     cfg = make_cfg(*realx, f"paths.runs={tmp_path / 'killed'}")
-    save = tf.train.CheckpointManager.save
-    joint = hns_train.artifact(straight_cfg).dir
-
-    def save_then_kill(manager, checkpoint_number=None, **kwargs):
-        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
-        if checkpoint_number == 2 and Path(manager.directory).parent == joint:
-            _kill_copy(joint, cfg)
-        return path
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_kill)
-    straight = hns_train.run(straight_cfg)
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    straight = _run_killed_after_checkpoint_2(straight_cfg, cfg, monkeypatch)
     resumed = hns_train.run(cfg)
     _check_resumed(hns_train.artifact(cfg), resumed)
     _compare(resumed, straight, cfg, straight_cfg)
