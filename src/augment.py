@@ -57,7 +57,6 @@ def _geometric(kind: str, seed: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
     if "flip" in kind:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
     pipeline = keras.Sequential(layers, name=f"augment_{kind}")
-
     return lambda x: tf.cast(pipeline(x, training=True), x.dtype)
 
 
