@@ -37,15 +37,16 @@ def swap_partners(y: np.ndarray, seed: int) -> np.ndarray:
     takes the next one in the permutation that is not."""
     rng = np.random.default_rng([seed, 7])
     order = rng.permutation(len(y))
-    partners = np.empty(len(y), np.int64)
-    for position, i in enumerate(order):
-        for step in range(1, len(y)):
-            j = order[(position + step) % len(y)]
-            if y[j] != y[i]:
-                partners[i] = j
-                break
-        else:
-            raise ValueError("the mask-swap test needs examples of at least two classes")
+    partners = np.full(len(y), -1, np.int64)
+    for step in range(1, len(y)):  # over offsets in the permutation, not over examples
+        todo = partners[order] < 0
+        if not todo.any():
+            break
+        candidates = order[(np.arange(len(y)) + step) % len(y)]
+        found = todo & (y[candidates] != y[order])
+        partners[order[found]] = candidates[found]
+    if (partners < 0).any():
+        raise ValueError("the mask-swap test needs examples of at least two classes")
     return partners
 
 
