@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 
-from procedures import hns_train
+from procedures import hns_train, report
 from src.history import read_rows
 from src.hns.plots import CURVES, curve_series
 from src.hns.scores import select, validation_fii
@@ -161,6 +161,10 @@ def test_every_run_reports_the_encoding_diagnostics_and_one_evaluator_serves_eve
     assert hns_train.pretrained_artifact(other, "evalx").dir == evaluator.dir  # once per data set
     out = capsys.readouterr().out
     assert "(chance 0.1000)" in out and "EVAL-X" in out and "classified as the mask's class" in out
+    row = next(r for r in report.collect(make_cfg("procedure=report", "report.procedure=hns_train"))
+               if r["run"] == str(hns_train.artifact(cfg).dir))  # the sweep report shows them too
+    assert row["hns.mode"] == "joint" and row["evalx_fii"] == metrics["evalx_fii"]
+    assert row["swap_mask_class"] == metrics["swap_mask_class"] and row["chance_accuracy"] == pytest.approx(0.1)
 
 
 def test_the_evaluator_trains_without_any_hider(make_cfg, monkeypatch):
