@@ -12,8 +12,9 @@ Four kinds of artifact, each a run-store folder keyed by what determines it:
                                                 fidelity baseline); model.keras
   <runs>/<dataset>/hns_hider/<hider>-m<c>-<hash> the hider as an autoencoder of the input
                                                 (binary cross-entropy); model.keras
-  <runs>/<dataset>/hns_evalx/<seeker>-<hash>    the EVAL-X evaluator, trained on random masks
-                                                (once per data set, seed 0); model.keras
+  <runs>/<dataset>/hns_evalx/<seeker>-<hash>    the random-mask evaluators (once per data set):
+                                                EVAL-X (seed 0) scores every run, the judge
+                                                (seed 1) is realx's frozen seeker; model.keras
   <runs>/<dataset>/hns_train/<hider>+<seeker>-<layer>-<hash>
                                                 the joint model: hider.keras, seeker.keras,
                                                 history.csv (per epoch, with the test scores),
@@ -56,13 +57,20 @@ ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", 
                  "select")
 
 
+# Random-mask evaluators, trained alike with fixed seeds whatever the run's, so one serves
+# every run: "evalx" scores every run's masks, "judge" is the frozen seeker of realx runs.
+# A realx hider is scored by an evaluator it was not trained against, so a mask tuned to
+# one network's quirks does not pass as evidence.
+EVALUATOR_SEEDS = {"evalx": 0, "judge": 1}
+
+
 def _stage_cfg(cfg: DictConfig, part: str = "seeker") -> DictConfig:
     """cfg for a pretraining stage: train.* with hns.pretrain_epochs (if set) as epochs;
-    the EVAL-X evaluator with seed 0 whatever the run's, so one serves every run."""
+    the random-mask evaluators with their fixed seeds."""
     changes = {"train.epochs": cfg.hns.pretrain_epochs or cfg.train.epochs, "train.early_stopping": 0,
                "augment": "none"}
-    if part == "evalx":
-        changes["seed"] = 0
+    if part in EVALUATOR_SEEDS:
+        changes["seed"] = EVALUATOR_SEEDS[part]
     return upstream_config(cfg, "hns_train", changes)
 
 
@@ -131,16 +139,18 @@ class Pretraining:
         return metrics
 
 
-STAGES = {"seeker": Pretraining("seeker"), "hider": Pretraining("hider"), "evalx": Pretraining("evalx")}
+STAGES = {"seeker": Pretraining("seeker"), "hider": Pretraining("hider"), "evalx": Pretraining("evalx"),
+          "judge": Pretraining("evalx")}
 
 
 def pretrained_artifact(cfg: DictConfig, part: str) -> Run:
-    """Where the pretrained `part` ("seeker", "hider" or "evalx") for cfg lives."""
+    """Where the pretrained `part` ("seeker", "hider", "evalx" or "judge") for cfg lives."""
     return STAGES[part].artifact(_stage_cfg(cfg, part))
 
 
 def _pretrained_run(cfg: DictConfig, part: str, why: str) -> Run:
-    fix = f"give hns.{part}_path=/path/to/{part}.keras"
+    fix = {"evalx": "set hns.evalx=false", "judge": "use hns.mode=joint"}.get(
+        part, f"give hns.{part}_path=/path/to/{part}.keras")
     if part == "seeker":
         fix += ", or hns.baseline=<the seeker's test accuracy>"
     return upstream_run(STAGES[part], _stage_cfg(cfg, part), why, fix)
@@ -177,8 +187,8 @@ def artifact(cfg: DictConfig) -> Run:
     for part in ("hider", "seeker"):
         if _uses(cfg, part):
             key[f"{part}_from"] = _source_id(cfg, part)
-    if h.mode == "realx":  # the seeker and the baseline are the evaluator's
-        key["seeker_from"] = key["baseline"] = pretrained_artifact(cfg, "evalx").hash
+    if h.mode == "realx":  # the seeker and the baseline are the judge's
+        key["seeker_from"] = key["baseline"] = pretrained_artifact(cfg, "judge").hash
     else:
         key["baseline"] = h.baseline if h.baseline is not None else _source_id(cfg, "seeker")
     name = f"{h.hider}+{h.seeker}-{_layer_name(cfg)}"
@@ -198,7 +208,7 @@ def _baseline(cfg: DictConfig, data: datasets.Dataset) -> tuple[float, str]:
     else the store's pretrained seeker (trained first when missing)."""
     h = cfg.hns
     if h.mode == "realx":
-        run_ = _pretrained_run(cfg, "evalx", "hns.mode=realx (the frozen seeker)")
+        run_ = _pretrained_run(cfg, "judge", "hns.mode=realx (the frozen seeker)")
         return float(run_.metrics()["test_accuracy"]), str(run_.dir)
     if h.baseline is not None:
         return float(h.baseline), "hns.baseline"
@@ -212,8 +222,8 @@ def _baseline(cfg: DictConfig, data: datasets.Dataset) -> tuple[float, str]:
 
 def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) -> tuple[HideAndSeek, dict]:
     """The joint model for cfg (pretrained parts loaded by layer name); returns it and
-    where its parts came from. With hns.mode=realx the seeker is the EVAL-X evaluator,
-    frozen: only the hider learns, against a judge that cannot read a code."""
+    where its parts came from. With hns.mode=realx the seeker is the judge, a random-mask
+    evaluator, frozen: only the hider learns, against a network that cannot read a code."""
     h = cfg.hns
     runtime.seed_everything(cfg.seed)
     parts = {"hider": build_hider(h.hider, data.input_shape, h.mask_channels),
@@ -225,8 +235,8 @@ def build_joint(cfg: DictConfig, data: datasets.Dataset, train_examples: int) ->
             transfer_by_name(load_model(source, part), model, part)
             sources[f"{part}_from"] = str(source)
     if h.mode == "realx":
-        source = _pretrained_run(cfg, "evalx", "hns.mode=realx (the frozen seeker)").dir
-        transfer_by_name(load_model(source, "EVAL-X evaluator"), parts["seeker"], "seeker")
+        source = _pretrained_run(cfg, "judge", "hns.mode=realx (the frozen seeker)").dir
+        transfer_by_name(load_model(source, "realx judge"), parts["seeker"], "seeker")
         parts["seeker"].trainable = False
         sources["seeker_from"] = f"{source} (frozen)"
     steps = steps_per_epoch(train_examples, cfg.train.batch_size, cfg.train.max_steps)
