@@ -38,7 +38,7 @@ from procedures._upstream import load_data, optimizer_for, upstream, upstream_co
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
 from src.fit import Evaluator, Fitter, steps_per_epoch
-from src.hns.encoding import KEEP, chance_level, evalx_scores, evaluator_loss, mask_swap_shares
+from src.hns.encoding import KEEP, chance_level, evalx_scores, evaluator_loss, mask_swap_shares, support_masks
 from src.hns.losses import reconstruction_loss
 from src.hns.pretrain import pretrain_hider
 from src.hns.model import HideAndSeek, build_joint_model, slope_rate, transfer_by_name
@@ -296,8 +296,16 @@ def _encoding(cfg: DictConfig, model: HideAndSeek, data: datasets.Dataset) -> di
         "accuracy"], "chance_accuracy": chance_level(data.num_classes)}
     masks = np.concatenate([np.asarray(model.mask(model.hider(data.x_test[i:i + 1024], training=False), False))
                             for i in range(0, len(data.x_test), 1024)])
-    out.update(mask_swap_shares(lambda x, m: np.argmax(np.asarray(model.classify(x, m, False)), -1),
-                                data.x_test, data.y_test, masks, cfg.seed))
+
+    def classify(x, m):
+        return np.argmax(np.asarray(model.classify(x, m, False)), -1)
+
+    out.update(mask_swap_shares(classify, data.x_test, data.y_test, masks, cfg.seed))
+    control = support_masks(data.x_test, masks, cfg.seed)  # as sparse, on the object, no code
+    shares = mask_swap_shares(classify, data.x_test, data.y_test, control, cfg.seed)
+    out.update({"support_mask_only_accuracy": float(np.mean(
+        classify(np.full_like(data.x_test, fill), control) == data.y_test)),
+        **{f"support_{k}": v for k, v in shares.items()}})
     if cfg.hns.evalx:
         run_ = _pretrained_run(cfg, "evalx", "the EVAL-X score (hns.evalx=true)")
         evaluator = load_model(run_.dir, "EVAL-X evaluator")
@@ -367,10 +375,12 @@ def _print_summary(m: dict, run_: Run) -> None:
                      f"hidden {pct(m['interpretability_sampled'])}")
     share = m["mask_only_accuracy"] / m["test_accuracy"] if m["test_accuracy"] else 0.0
     lines.append(f"  the mask alone (kept pixels a constant grey): accuracy {pct(m['mask_only_accuracy'])} "
-                 f"(chance {pct(m['chance_accuracy'])}), {share:.0%} of the test accuracy: how much the mask's "
-                 "layout tells by itself")
+                 f"(chance {pct(m['chance_accuracy'])}; a code-free mask as sparse, on the object: "
+                 f"{pct(m.get('support_mask_only_accuracy'))}), {share:.0%} of the test accuracy: how much the "
+                 "mask's layout tells by itself")
     lines.append(f"  an image seen through another class's mask: classified as the mask's class "
-                 f"{pct(m['swap_mask_class'])}, as its own {pct(m['swap_image_class'])}")
+                 f"{pct(m['swap_mask_class'])}, as its own {pct(m['swap_image_class'])} (code-free masks: "
+                 f"{pct(m.get('support_swap_mask_class'))} / {pct(m.get('support_swap_image_class'))})")
     if m.get("evalx_fii") is not None:
         lines.append(f"  EVAL-X (an evaluator that never saw a hider's mask): accuracy {pct(m['evalx_accuracy'])} "
                      f"(whole images {pct(m['evalx_whole_accuracy'])})  F {pct(m['evalx_fidelity'])}  "

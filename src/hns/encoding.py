@@ -7,6 +7,11 @@ the layout of the kept pixels tells the class by itself. Three diagnostics:
     mask swap   each test image seen through the mask of an image of another class: the
                 share classified as the mask's class (a code is read) and as the image's
                 own class (the evidence is used)
+    control     both tests again with code-free masks (support_masks): as many pixels kept
+                per image as the run's mask, drawn at random among the image's own nonzero
+                pixels. Where the background is 0 (digits, clothing), where an object has
+                pixels is itself evidence, so these give the scores of a mask that follows
+                the object and carries no code
     EVAL-X      an evaluator of the seeker's architecture trained once per data set on
                 inputs with each pixel kept independently with probability 1/2 (hidden
                 pixels 0), drawn independently of any hider, so it cannot have learned a
@@ -58,6 +63,19 @@ def mask_swap_shares(classify: Callable[[np.ndarray, np.ndarray], np.ndarray], x
     predicted = np.asarray(classify(x, masks[partners]))
     return {"swap_mask_class": float(np.mean(predicted == y[partners])),
             "swap_image_class": float(np.mean(predicted == y))}
+
+
+def support_masks(x: np.ndarray, masks: np.ndarray, seed: int) -> np.ndarray:
+    """Code-free masks [N, H, W, 1]: per image as many kept pixels as `masks` keeps, drawn
+    at random among the pixels where x is nonzero in some channel (all of them, when the
+    mask keeps more than the image has). They depend on the image's support only, never on
+    its class."""
+    support = np.any(x != 0, axis=-1).reshape(len(x), -1)
+    kept = np.rint(np.mean(masks, axis=-1).reshape(len(x), -1).sum(axis=1)).astype(np.int64)
+    draw = np.random.default_rng([seed, 11]).random(support.shape) + np.where(support, 0.0, 2.0)
+    rank = np.argsort(np.argsort(draw, axis=1), axis=1)  # support pixels rank first, in random order
+    out = (rank < kept[:, None]) & support
+    return out.reshape(x.shape[:3] + (1,)).astype(np.float32)
 
 
 def random_keep(x: tf.Tensor, u: tf.Tensor) -> tf.Tensor:

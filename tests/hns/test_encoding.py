@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from models.hns import build_seeker
 from src.fit import Fitter
-from src.hns.encoding import evalx_scores, evaluator_loss, mask_swap_shares, random_keep, swap_partners
+from src.hns.encoding import evalx_scores, evaluator_loss, mask_swap_shares, random_keep, support_masks, swap_partners
 from src.hns.scores import figures_of_merit
 
 CLASSES, SIDE = 4, 16
@@ -49,6 +49,24 @@ def test_the_swap_test_tells_a_code_reader_from_an_evidence_reader():
 
     assert mask_swap_shares(code_reader, x, y, masks, seed=1) == {"swap_mask_class": 1.0, "swap_image_class": 0.0}
     assert mask_swap_shares(evidence_reader, x, y, masks, seed=1) == {"swap_mask_class": 0.0, "swap_image_class": 1.0}
+
+
+def test_support_masks_keep_as_many_pixels_as_the_mask_on_the_object_only():
+    x = np.zeros((3, 4, 4, 2), np.float32)
+    x[0, :2, :2, 0] = 1.0        # 4 object pixels
+    x[1, 3, :, 1] = 0.5          # 4 object pixels, in the second channel
+    x[2, :, :, 0] = 1.0          # all 16
+    masks = np.zeros((3, 4, 4, 1), np.float32)
+    masks[0, 3, :3] = 1.0        # 3 kept, all on the background
+    masks[1, :, :] = 1.0         # 16 kept: more than the object has
+    masks[2, 0, :2] = 1.0        # 2 kept
+    control = support_masks(x, masks, seed=0)
+    assert control.shape == (3, 4, 4, 1)
+    assert control[0].sum() == 3 and control[0, :2, :2].sum() == 3  # moved onto the object
+    np.testing.assert_array_equal(control[1, ..., 0], (x[1, ..., 1] != 0).astype(np.float32))  # the whole object
+    assert control[2].sum() == 2
+    np.testing.assert_array_equal(control, support_masks(x, masks, seed=0))
+    assert not np.array_equal(control, support_masks(x, masks, seed=1))
 
 
 def test_random_keep_keeps_about_half_of_the_pixels_for_every_channel_alike():

@@ -152,7 +152,8 @@ def test_every_run_reports_the_encoding_diagnostics_and_one_evaluator_serves_eve
     cfg = make_cfg(*FAST, "hns.alpha=0.6", "hns.baseline=0.5", "train.epochs=1", "seed=1")
     metrics = hns_train.run(cfg)
     assert metrics["chance_accuracy"] == pytest.approx(0.1)
-    for key in ("mask_only_accuracy", "swap_mask_class", "swap_image_class", "evalx_accuracy", "evalx_whole_accuracy"):
+    for key in ("mask_only_accuracy", "swap_mask_class", "swap_image_class", "evalx_accuracy", "evalx_whole_accuracy",
+                "support_mask_only_accuracy", "support_swap_mask_class", "support_swap_image_class"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["evalx_fii"] == pytest.approx(metrics["evalx_fidelity"] * metrics["interpretability"], rel=1e-4)
     evaluator = hns_train.pretrained_artifact(cfg, "evalx")
@@ -160,7 +161,7 @@ def test_every_run_reports_the_encoding_diagnostics_and_one_evaluator_serves_eve
     other = make_cfg(*FAST, "hns.alpha=0.3", "hns.baseline=0.5", "train.epochs=1", "seed=2")
     assert hns_train.pretrained_artifact(other, "evalx").dir == evaluator.dir  # once per data set
     out = capsys.readouterr().out
-    assert "(chance 0.1000)" in out and "EVAL-X" in out and "classified as the mask's class" in out
+    assert "(chance 0.1000; a code-free mask" in out and "EVAL-X" in out and "classified as the mask's class" in out
     row = next(r for r in report.collect(make_cfg("procedure=report", "report.procedure=hns_train"))
                if r["run"] == str(hns_train.artifact(cfg).dir))  # the sweep report shows them too
     assert row["hns.mode"] == "joint" and row["evalx_fii"] == metrics["evalx_fii"]
