@@ -115,6 +115,6 @@ def test_datafree_preset_runs_every_row(cli, tmp_path):
     assert result.returncode == 0, result.output[-3000:]
     table = result.stdout[result.stdout.index("Data-free distillation, hinton1200"):]
     for label in ("Teacher 784-1200-1200-10", "Vanilla KD", "Top-layer stats", "All-layers + dropout filters",
-                  "All-layers spectral", "Layer-pairs spectral"):
+                  "All-layers + dropout filters + image priors", "All-layers spectral", "Layer-pairs spectral"):
         assert label in table
-    assert len(list((tmp_path / "runs" / "synthetic" / "optimize_dataset").glob("*/DONE"))) == 5
+    assert len(list((tmp_path / "runs" / "synthetic" / "optimize_dataset").glob("*/DONE"))) == 6  # one per objective, priors apart
