@@ -110,7 +110,6 @@ def test_killed_run_resumes_to_the_same_epoch_count(tmp_path, sig):
 def test_datafree_preset_runs_every_row(cli, tmp_path):
     """The paper-table preset end to end on tiny settings: every row, one table."""
     result = cli("experiment=datafree_hinton", "debug=smoke", "dataset=synthetic", "train.max_steps=null",
-                 "optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20",
                  f"paths.runs={tmp_path}/runs", f"hydra.run.dir={tmp_path}/out", timeout=600)
     assert result.returncode == 0, result.output[-3000:]
     table = result.stdout[result.stdout.index("Data-free distillation, hinton1200"):]
