@@ -107,13 +107,15 @@ def test_killed_run_resumes_to_the_same_epoch_count(tmp_path, sig):
     assert not list(Path(folder).glob("**/.tmp-*"))
 
 
-def test_datafree_preset_runs_every_row(cli, tmp_path):
-    """The paper-table preset end to end on tiny settings: every row, one table."""
-    result = cli("experiment=datafree_hinton", "debug=smoke", "dataset=synthetic", "train.max_steps=null",
-                 f"paths.runs={tmp_path}/runs", f"hydra.run.dir={tmp_path}/out", timeout=600)
+def test_suite_from_the_command_line_prints_one_table(cli, tmp_path):
+    """A suite given on the command line: every row runs, one table with the fraction of the
+    reference row. (Every preset's suite runs in process under `debug=smoke`.)"""
+    rows = "[{label:Teacher,overrides:['procedure=train']},{label:Student,overrides:['procedure=distill']}]"
+    result = cli("procedure=suite", f"suite.rows={rows}", "suite.reference=Teacher", "suite.title=Two rows",
+                 "debug=smoke", f"paths.runs={tmp_path}/runs", f"hydra.run.dir={tmp_path}/out")
     assert result.returncode == 0, result.output[-3000:]
-    table = result.stdout[result.stdout.index("Data-free distillation, hinton1200"):]
-    for label in ("Teacher 784-1200-1200-10", "Vanilla KD", "Top-layer stats", "All-layers + dropout filters",
-                  "All-layers + dropout filters + image priors", "All-layers spectral", "Layer-pairs spectral"):
-        assert label in table
-    assert len(list((tmp_path / "runs" / "synthetic" / "optimize_dataset").glob("*/DONE"))) == 6  # one per objective, priors apart
+    table = result.stdout[result.stdout.index("Two rows"):].splitlines()
+    assert any(line.startswith("Teacher") for line in table)
+    student = next(line for line in table if line.startswith("Student"))
+    assert "%" in student
+    assert len(list((tmp_path / "runs").glob("*/distill/*/DONE"))) == 1
