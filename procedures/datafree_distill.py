@@ -93,7 +93,9 @@ def _distill(cfg: DictConfig, run_: Run, data, teacher, source: str, feature_lay
     atomic_write(run_.file("generator.keras"), lambda tmp: generator.save(tmp))
     test = split_metrics(student, with_teacher_logits(teacher, {"x": data.x_test, "y": data.y_test}), "test")
     metrics = {**test, "fraction_of_teacher": test["test_accuracy"] / max(test["teacher_test_accuracy"], 1e-12),
-               "generated_agreement": history[-1]["generated_agreement"], "epochs": len(history),
+               "generated_agreement": history[-1]["generated_agreement"],
+               "generated_classes": history[-1]["generated_classes"],
+               "missing_classes": len(data.class_names) - history[-1]["generated_classes"], "epochs": len(history),
                "resumed_from_epoch": resumed, "train_seconds": seconds, "teacher_source": source,
                "generated_per_second": len(history) * gen.steps_per_epoch * gen.batch_size / max(seconds, 1e-9),
                "selection": "none: the last epoch's student (no real data chosen on)"}
@@ -156,3 +158,7 @@ def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
     print(f"fraction of the teacher {m['fraction_of_teacher']:.3f}; agreement on generated inputs "
           f"{m['generated_agreement']:.3f} (the last epoch's student: nothing chosen on real data)\n"
           f"artifacts: {run_.dir}", flush=True)
+    if m.get("missing_classes"):  # the data-free sign of a collapsed generator: agreement stays high
+        classes = m["generated_classes"] + m["missing_classes"]
+        print(f"warning: the teacher sees only {m['generated_classes']} of {classes} classes in the generated pool: "
+              f"the student saw no example of the other {m['missing_classes']} (the generator collapsed)", flush=True)

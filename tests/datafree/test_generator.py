@@ -2,6 +2,7 @@
 separation of the two updates, both methods end to end, resume, and no real data."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 
@@ -90,6 +91,19 @@ def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
     assert (run.dir / "samples" / "epoch-002.png").stat().st_size > 1000
     assert run.key["generator"]["lr"] == (0.2 if method == "dafl" else 1e-3)  # the method's published value
     assert metrics["selection"].startswith("none")
+    covered = int(list(csv.DictReader((run.dir / "history.csv").open()))[-1]["generated_classes"])
+    assert metrics["generated_classes"] == covered and metrics["missing_classes"] == 10 - covered
+
+
+def test_the_summary_warns_when_the_generator_misses_classes(capsys, make_cfg):
+    cfg = make_cfg("procedure=datafree_distill", *FAST)
+    metrics = {"teacher_test_accuracy": 0.9, "test_accuracy": 0.1, "fraction_of_teacher": 0.11,
+               "generated_agreement": 1.0, "generated_classes": 1, "missing_classes": 9}
+    datafree_distill._print_summary(cfg, metrics, datafree_distill.artifact(cfg))
+    assert "only 1 of 10 classes" in capsys.readouterr().out
+    datafree_distill._print_summary(cfg, {**metrics, "generated_classes": 10, "missing_classes": 0},
+                                    datafree_distill.artifact(cfg))
+    assert "warning" not in capsys.readouterr().out
 
 
 def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
