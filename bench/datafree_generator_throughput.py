@@ -30,7 +30,6 @@ from omegaconf import OmegaConf  # noqa: E402
 import models  # noqa: E402
 from bench import _timing as T  # noqa: E402
 from src.datafree.generator import DAFL_BN_EPSILON, GeneratorDistiller, build_generator  # noqa: E402
-from src.schema.datafree import GENERATOR_DEFAULTS  # noqa: E402
 
 SHAPE, CLASSES, LATENT, SEED = (28, 28, 1), 10, 100, 0
 
@@ -48,7 +47,7 @@ class HeldNoise(GeneratorDistiller):
 
 def make(kind, method: str, args) -> GeneratorDistiller:
     keras.utils.set_random_seed(SEED)
-    published = GENERATOR_DEFAULTS[method]
+    published = OmegaConf.load(os.path.join(ROOT, "conf", "generator", f"{method}.yaml"))  # its published settings
     gen = OmegaConf.create({"method": method, "batch_size": args.batch_size, "latent_dim": LATENT, "oh": 1.0,
                             "a": 0.1, "ie": 5.0, "temperature": 1.0, "student_steps": published["student_steps"]})
     student_optimizer = (keras.optimizers.Adam(published["student_lr"]) if published["student_optimizer"] == "adam"

@@ -59,7 +59,8 @@ def main() -> None:
     import models
     from src.kd.loss import make_loss
     from src.kd.scores import with_teacher_logits
-    from src.fit import Fitter, make_optimizer
+    from src.fit import Fitter
+    from src.optim import make_optimizer
     from src.schema.kd import DistillConfig
 
     print("\n".join(machine_header()))
@@ -149,7 +150,8 @@ def quality(args, alpha: float, kd) -> None:
 
     import datasets
     import models
-    from src.fit import Fitter, make_optimizer, predict_logits
+    from src.fit import Fitter, predict_logits
+    from src.optim import make_optimizer
     from src.kd.loss import make_loss
     from src.kd.scores import with_teacher_logits
     from src.losses import classifier_loss

@@ -39,7 +39,8 @@ import tensorflow as tf  # noqa: E402
 
 from bench import _timing as T  # noqa: E402
 from models.hns import build_hider, build_seeker  # noqa: E402
-from src.fit import Fitter, make_optimizer  # noqa: E402
+from src.fit import Fitter  # noqa: E402
+from src.optim import make_optimizer  # noqa: E402
 from src.hns.alpha import AlphaController  # noqa: E402
 from src.hns.model import HideAndSeek  # noqa: E402
 

@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 
 import models  # noqa: E402
 from bench import _timing as T  # noqa: E402
-from src.fit import Fitter, make_optimizer  # noqa: E402
+from src.fit import Fitter  # noqa: E402
+from src.optim import make_optimizer  # noqa: E402
 from src.losses import classifier_loss  # noqa: E402
 
 SHAPE, CLASSES, LR, SEED = (28, 28, 1), 10, 1e-3, 0

@@ -37,7 +37,8 @@ import tensorflow as tf  # noqa: E402
 import datasets  # noqa: E402
 from bench import _timing as T  # noqa: E402
 from models.soft_tree import build_tree  # noqa: E402
-from src.fit import Fitter, make_optimizer  # noqa: E402
+from src.fit import Fitter  # noqa: E402
+from src.optim import make_optimizer  # noqa: E402
 from src.tree.loss import tree_loss  # noqa: E402
 
 SEED = 0
@@ -144,7 +145,7 @@ def main(argv=None) -> None:
         model = build_tree((784,), data.num_classes, depth)
         fitter = Fitter(model, tree_loss(model, penalty_strength=0.1, penalty_decay=0.5, penalty_window=1.0),
                         make_optimizer("adam", 1e-2 if batch > 8 else 1e-3))
-        train = {"x": x, "y": y, "t": onehot}
+        train = {"x": x, "y": y, "targets": onehot}
         return model, lambda: fitter.fit(train, epochs=1, batch_size=batch, seed=SEED, verbose=0)
 
     contenders = {"seed": (seed_model, lambda: seed_model.fit(x, onehot, batch_size=r["batch"], epochs=1,

@@ -37,6 +37,19 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def train(self) -> dict[str, np.ndarray]:
+        """The training split as the fit loop takes it: {"x": inputs, "y": labels}."""
+        return {"x": self.x_train, "y": self.y_train}
+
+    @property
+    def val(self) -> dict[str, np.ndarray]:
+        return {"x": self.x_val, "y": self.y_val}
+
+    @property
+    def test(self) -> dict[str, np.ndarray]:
+        return {"x": self.x_test, "y": self.y_test}
+
 
 # --------------------------------------------------------------------------------------
 # Shared helpers: every source hands a `Raw` to `assemble`, which applies the one

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import keras
 
+from src.schema.core import MODEL_INITS
+
 from . import cifar as _cifar
 from . import convnet as _convnet
 from . import hinton as _hinton
 from . import lenet as _lenet
 from . import soft_tree as _soft_tree  # noqa: F401  registers SoftTree, so any tree model.keras loads
-from ._blocks import INITS, RELU_SUFFIX
+from ._blocks import RELU_SUFFIX
 from .errors import ModelError
 
 _REGISTRY = {
@@ -33,7 +35,7 @@ _REGISTRY = {
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings
 
-__all__ = ["DROPOUT_MODELS", "INITS", "NAMES", "ModelError", "activation_layers", "build", "output_layer"]
+__all__ = ["DROPOUT_MODELS", "NAMES", "ModelError", "activation_layers", "build", "output_layer"]
 ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ELU)
 
 
@@ -45,8 +47,8 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str =
     """
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(NAMES)}")
-    if init not in INITS:
-        raise ModelError(f"unknown init {init!r}; known inits: {', '.join(INITS)}")
+    if init not in MODEL_INITS:
+        raise ModelError(f"unknown init {init!r}; known inits: {', '.join(MODEL_INITS)}")
     shape, classes = tuple(int(d) for d in input_shape), int(num_classes)
     rates = {k: v for k, v in (("dropout", dropout), ("input_dropout", input_dropout)) if v is not None}
     if rates and name not in DROPOUT_MODELS:

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from src.schema.core import MODEL_INITS
+
 from .errors import ModelError
 
 RELU_SUFFIX = "_relu"
 LOGITS = "logits"
-INITS = ("default", "paper")
 
 
 def init_kwargs(init: str, stddev: float, bias: float) -> dict:

@@ -17,8 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from src.schema.tree import BETA_MODES, PREDICT
+
 BETA_SIZES = {"per_node": lambda inner: inner, "shared": lambda inner: 1, "fixed": lambda inner: 0}  # learned betas
-RULES = ("max_path", "mixture")  # the prediction rules `logits` implements (tree.predict)
+assert tuple(BETA_SIZES) == BETA_MODES, "every tree.beta_mode has a beta size here"
 
 
 @keras.saving.register_keras_serializable(package="kd_runner")
@@ -31,7 +33,7 @@ class SoftTree(keras.layers.Layer):
         super().__init__(**kwargs)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        if beta_mode not in BETA_SIZES or predict not in RULES:
+        if beta_mode not in BETA_SIZES or predict not in PREDICT:
             raise ValueError(f"unknown beta_mode {beta_mode!r} or predict {predict!r} (tree.beta_mode, tree.predict)")
         self.depth, self.num_classes = int(depth), int(num_classes)
         self.beta, self.beta_mode, self.predict = float(beta), beta_mode, predict

@@ -1,25 +1,38 @@
-"""How a procedure reaches the runs it builds on: the upstream config (`upstream_config`),
-its finished run, produced first when missing and auto_prereqs=true (`upstream_run`).
-Also the inputs every procedure loads the same way: data, a fresh model, the optimizer.
+"""The toolkit every procedure gets its inputs with, so each one reads as: get the inputs,
+call the method, save through the run, declare the summary.
 
-Procedures never import each other: they name an upstream procedure here (`upstream`,
-`upstream_run`), the same name-based lookup main.py dispatches with.
+- data and fresh models: `load_data`, `build_model`, `optimizer_for`;
+- upstream runs: `upstream_config` (the upstream config), `upstream_run` (its finished
+  run, produced first when missing and auto_prereqs=true), `baseline_run` plus
+  `paired_gain` (the `<name>_gain` convention);
+- trained models: `upstream_teacher` (model, source, identity, label), `trained_model`,
+  `model_identity` (what keys a model without loading it), `check_model_path` (a path a
+  user gave, refused before any work when missing, unfinished or made on other data),
+  `teacher_architecture` (the network whose layer names a setting is checked against);
+- the summary's teacher row: `teacher_row`.
+
+Procedures never import each other: they name an upstream procedure here (`upstream`),
+the same name-based lookup main.py dispatches with.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+import keras
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import datasets
 import models
+from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
-from src.fit import make_optimizer, steps_per_epoch
-from src.runstore import Run
+from src.optim import make_optimizer, steps_per_epoch
+from src.runstore import Run, file_digest
 from src.runtime import seed_everything
 
 log = logging.getLogger(__name__)
@@ -67,9 +80,20 @@ def upstream_run(stage: str | Stage, cfg: DictConfig, why: str, fix: str = "") -
     return run
 
 
-def teacher_name(cfg: DictConfig, path: str | None) -> str:
-    """How a model appears in run folder names: its config name, or "file" when given by path."""
-    return "file" if path else cfg.model.name
+def baseline_run(cfg: DictConfig, procedure: str, changes: dict[str, Any], why: str) -> dict:
+    """The metrics of the run a result is compared with (the same settings but `changes`),
+    with its folder as "dir"; produced first when missing."""
+    run = upstream_run(procedure, upstream_config(cfg, procedure, changes), why=why)
+    return {"dir": str(run.dir), **run.metrics()}
+
+
+def paired_gain(metrics: dict, baseline: dict, name: str, *, validation: bool = True) -> None:
+    """Add `<name>_gain` (test accuracy minus the baseline's, paired by seed and split) and,
+    when both runs were validated on the same split, `val_<name>_gain` to metrics. Every
+    `*_gain` is a paired figure: src/stats reports its interval as such."""
+    metrics[f"{name}_gain"] = metrics["test_accuracy"] - baseline["test_accuracy"]
+    if validation and metrics.get("val_accuracy") is not None and baseline.get("val_accuracy") is not None:
+        metrics[f"val_{name}_gain"] = metrics["val_accuracy"] - baseline["val_accuracy"]
 
 
 _loaded: dict[str, datasets.Dataset] = {}
@@ -96,9 +120,107 @@ def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
                         dropout=model_cfg.dropout, input_dropout=model_cfg.input_dropout)
 
 
-def optimizer_for(cfg: DictConfig, examples: int):
-    """The train.* optimizer for a run over `examples` training examples."""
-    t = cfg.train
-    per_epoch = steps_per_epoch(examples, t.batch_size, t.max_steps)
-    return make_optimizer(t.optimizer, t.lr, t.lr_schedule, per_epoch * t.epochs, epoch_steps=per_epoch,
-                          milestones=tuple(t.lr_milestones), decay=t.lr_decay)
+def optimizer_for(cfg: DictConfig, examples: int, settings: DictConfig | None = None):
+    """The optimizer of a run over `examples` training examples, from train.* or from a
+    section with the same keys (the tree's, whose keys interpolate train.*)."""
+    s = settings if settings is not None else cfg.train
+    per_epoch = steps_per_epoch(examples, s.batch_size, s.max_steps)
+    return make_optimizer(s.optimizer, s.lr, s.lr_schedule, per_epoch * s.epochs, epoch_steps=per_epoch,
+                          milestones=tuple(s.lr_milestones), decay=s.lr_decay)
+
+
+# ---- trained models ------------------------------------------------------------------
+def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
+    """The train run that makes `cfg.model`: cfg's train.* and augment, except that a
+    teacher trains for teacher.epochs and with teacher.augment when those are set (a
+    well-trained teacher, a short student run; one teacher for students with and without
+    mixup)."""
+    changes = {}
+    if what == "teacher" and cfg.teacher.epochs:
+        changes["train.epochs"] = cfg.teacher.epochs
+    if what == "teacher" and cfg.teacher.augment is not None:
+        changes["augment"] = cfg.teacher.augment
+    return upstream_config(cfg, "train", changes)
+
+
+def check_model_path(path: str, dataset: str, what: str, key: str) -> Path:
+    """The .keras file a user gave as `key`; a one-line error, before any work, when it is
+    missing, an unfinished run, or a run folder trained on another data set."""
+    file = resolve_model_file(path, what)
+    folder = Path(path).expanduser()
+    if folder.is_dir() and (folder / "config.yaml").exists():
+        trained_on = OmegaConf.select(OmegaConf.load(folder / "config.yaml"), "dataset.name")
+        if trained_on and trained_on != dataset:
+            raise ArtifactError(
+                f"{key}={path} was trained on {trained_on}, but this run uses {dataset}: give a {what} trained on "
+                f"{dataset} (or its .keras file, {key}={folder / file.name}, to use it anyway)")
+    return file
+
+
+def model_label(cfg: DictConfig, path: str | None) -> str:
+    """How a model appears in run folder names: its config name, or "file" when given by path."""
+    return "file" if path else cfg.model.name
+
+
+def model_display(cfg: DictConfig, path: str | None) -> str:
+    """How a model appears in a summary: its config name, or for a given path the model
+    name its run folder records (else the file name) and the path."""
+    if not path:
+        return cfg.model.name
+    folder = Path(path).expanduser()
+    config = folder / "config.yaml"
+    name = OmegaConf.select(OmegaConf.load(config), "model.name") if folder.is_dir() and config.exists() else None
+    return f"{name or folder.name} ({path})"
+
+
+def model_identity(cfg: DictConfig, path: str | None, what: str = "teacher") -> str:
+    """What identifies a model in an artifact key without loading it: the content hash of
+    a user-given file, else the hash of the train run that makes it."""
+    if path:
+        return file_digest(resolve_model_file(path, what))
+    return upstream("train").artifact(model_train_config(cfg, what)).hash
+
+
+def trained_model(cfg: DictConfig, data: datasets.Dataset, path: str | None, what: str,
+                  key: str = "teacher.path") -> tuple[keras.Model, str]:
+    """A trained `cfg.model`: from `path` (run folder or .keras) when given, checked
+    against the data, else the store's train run for cfg (trained first if needed).
+    Returns (model, source)."""
+    if path:
+        check_model_path(path, data.name, what, key)
+        source = str(path)
+    else:
+        source = str(upstream_run("train", model_train_config(cfg, what), why=f"this {what}").dir)
+    model = load_model(source, what)
+    check_fits(model, data.input_shape, data.num_classes, data.name, what)
+    return model, source
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The model a procedure distils from, and how it is named and keyed."""
+
+    model: keras.Model
+    source: str  # the run folder or file it was loaded from
+    identity: str  # its part of an artifact key
+    label: str  # in logs: "convnet", or "convnet (runs/.../convnet-ab12)" when given by path
+
+
+def upstream_teacher(cfg: DictConfig, data: datasets.Dataset) -> Teacher:
+    """cfg's teacher: teacher.path (refused when it was trained on another data set), else
+    the store's train run of cfg.model, trained first when missing."""
+    model, source = trained_model(cfg, data, cfg.teacher.path, "teacher")
+    return Teacher(model, source, model_identity(cfg, cfg.teacher.path), model_display(cfg, cfg.teacher.path))
+
+
+def teacher_architecture(cfg: DictConfig, data: datasets.Dataset) -> keras.Model:
+    """The teacher's network without training it (teacher.path loaded, else cfg.model
+    built fresh): what the layer names a setting gives are checked against, before any work."""
+    if cfg.teacher.path:
+        return trained_model(cfg, data, cfg.teacher.path, "teacher")[0]
+    return build_model(cfg.model, data, cfg.seed)
+
+
+def teacher_row(cfg: DictConfig, **columns) -> dict:
+    """The teacher's row of a summary table, from the config alone (a reused run)."""
+    return {"model": f"teacher {model_display(cfg, cfg.teacher.path)}", **columns}

@@ -21,20 +21,25 @@ import numpy as np
 from omegaconf import DictConfig
 
 import models
-from procedures._upstream import load_data, teacher_name, upstream
+from procedures._upstream import (Teacher, load_data, model_identity, model_label, teacher_architecture,
+                                  upstream_teacher)
 from src import runtime
+from src.artifacts import check_layers
 from src.datafree.plots import mean_activations_png
 from src.datafree.statistics import check_class_counts, layer_statistics, spectral_statistics
 from src.datafree.taps import ActivationTap
-from src.runstore import Run, atomic_write, locate
+from src.runstore import Run, locate
+from src.tables import print_summary
 
 log = logging.getLogger(__name__)
+REPORT = {"compute_stats": {"settings": ["model.name", "stats.temperature", "stats.max_cov_dim", "stats.spectral"],
+                            "metrics": ["examples", "seconds", "layer_seconds"]}}
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "compute_stats", "teacher": upstream("train").model_identity(cfg, cfg.teacher.path),
+    key = {"procedure": "compute_stats", "teacher": model_identity(cfg, cfg.teacher.path),
            "dataset": cfg.dataset, "val_split": cfg.train.val_split, "stats": cfg.stats}
-    return locate(cfg.paths.runs, cfg.dataset.name, "compute_stats", teacher_name(cfg, cfg.teacher.path), key)
+    return locate(cfg.paths.runs, cfg.dataset.name, "compute_stats", model_label(cfg, cfg.teacher.path), key)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -42,15 +47,26 @@ def run(cfg: DictConfig) -> dict:
     data = load_data(cfg)
     check_class_counts(np.bincount(data.y_train, minlength=data.num_classes), cfg.optimize.classes,
                        f"the training split of {data.name}")
-    teacher, source = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
-    run_ = artifact(cfg)
-    metrics = run_.produce(cfg, lambda: _compute(cfg, run_, data, teacher, source), "compute_stats")
-    log.info("compute_stats %s on %s: units per layer %s, %d examples, %.1f s -> %s", teacher.name, data.name,
-             metrics["units"], metrics["examples"], metrics["seconds"], run_.dir)
+    if cfg.stats.layers:
+        check_layers(teacher_architecture(cfg, data), list(cfg.stats.layers), "the teacher", "stats.layers")
+    teacher = upstream_teacher(cfg, data)
+    out = artifact(cfg)
+    metrics = out.produce(cfg, lambda: _compute(cfg, out, data, teacher), "compute_stats")
+    print_summary(*summary(cfg, metrics), out.dir)
     return metrics
 
 
-def _compute(cfg: DictConfig, run_: Run, data, teacher, source: str) -> dict:
+def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
+    """A row per layer: its units and whether its covariance is full or diagonal."""
+    full = set(metrics["full_covariance"])
+    rows = [{"layer": name, "units": units, "covariance": "full" if name in full else "diagonal"}
+            for name, units in metrics["units"].items()]
+    return rows, [f"{metrics['examples']} training examples, {metrics['seconds']:.1f} s"
+                  + (f", with the {metrics['spectral']} graph-Fourier statistics" if metrics["spectral"] else "")]
+
+
+def _compute(cfg: DictConfig, out: Run, data, teacher: Teacher) -> dict:
+    source, teacher = teacher.source, teacher.model
     layers = list(cfg.stats.layers) if cfg.stats.layers else models.activation_layers(teacher)
     if models.output_layer(teacher) not in layers:  # the objectives all match the logits
         layers.append(models.output_layer(teacher))
@@ -62,12 +78,12 @@ def _compute(cfg: DictConfig, run_: Run, data, teacher, source: str) -> dict:
         arrays.update(spectral_statistics(teacher, tap, data.x_train, data.y_train, data.num_classes, cfg.stats))
     seconds = time.perf_counter() - started
     arrays.update({"teacher_source": np.array(source), "class_names": np.array(data.class_names)})
-    atomic_write(run_.file("stats.npz"), lambda tmp: np.savez(tmp, **arrays))
+    out.write("stats.npz", lambda tmp: np.savez(tmp, **arrays))
     mean_activations_png({n: arrays[f"mean/{n}"] for n in layers}, data.class_names,
-                         run_.file("mean_activations.png"), f"{teacher.name} on {data.name}")
+                         out.file("mean_activations.png"), f"{teacher.name} on {data.name}")
     metrics = {"seconds": seconds, "layer_seconds": layer_seconds, "examples": int(len(data.x_train)),
                "layers": layers, "units": dict(zip(layers, tap.dims)),
                "full_covariance": [n for n in layers if f"cov/{n}" in arrays],
                "spectral": cfg.stats.spectral, "teacher_source": source}
-    run_.finish(metrics, ["stats.npz", "mean_activations.png"])
+    out.finish(metrics)
     return metrics

@@ -14,37 +14,43 @@ The method: src/kd and docs/distill.md.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import (build_model, load_data, optimizer_for, teacher_name,
-                                  upstream, upstream_config, upstream_run)
+from procedures._upstream import (Teacher, baseline_run, build_model, load_data, model_identity, model_label,
+                                  optimizer_for, paired_gain, teacher_architecture, teacher_row, upstream, upstream_config,
+                                  upstream_run, upstream_teacher)
 from src import runtime
-from src.artifacts import load_model
+from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key
 from src.errors import ArtifactError
-from src.fit import Fitter, steps_per_epoch
-from src.kd.features import check_layers, make_feature_loss
+from src.fit import Fitter
+from src.kd.features import make_feature_loss
 from src.kd.loss import make_loss
 from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
-from src.runstore import Run, atomic_write, file_digest, locate
+from src.optim import steps_per_epoch
+from src.runstore import Run, file_digest, locate
 from src.schema.kd import FEATURE_METHODS, METHOD_SECTIONS
-from src.tables import format_table
+from src.tables import print_summary
 
 log = logging.getLogger(__name__)
 LOSS_KEYS = ("temperature", "ce_weight", "kd_weight", "t2_scale", "soft_loss", "data")
+REPORT = {"distill": {
+    "settings": ["model.name", "student.name", "distill.method", "distill.temperature", "distill.ce_weight",
+                 "distill.kd_weight", "distill.data"],
+    "metrics": ["val_accuracy", "val_kd_gain", "test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy",
+                "kd_gain", "agreement", "gap_recovered"]}}
 
 
 def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
-           "teacher": upstream("train").model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
+           "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
     if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
-    name = f"{cfg.student.name}-from-{teacher_name(cfg, cfg.teacher.path)}"
+    name = f"{cfg.student.name}-from-{model_label(cfg, cfg.teacher.path)}"
     return locate(cfg.paths.runs, cfg.dataset.name, "distill", name, key)
 
 
@@ -61,14 +67,37 @@ def loss_key(kd) -> dict:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
+    if cfg.distill.data_path:  # a user's file is read and checked before anything is trained
+        _reconstructed_data(cfg, data)
     if cfg.distill.method in FEATURE_METHODS:
         _check_feature_layers(cfg, data)
-    teacher, teacher_source = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
-    scratch = _scratch_baseline(cfg) if cfg.distill.baseline else None
-    run_ = artifact(cfg)
-    metrics = run_.produce(cfg, lambda: _distill(cfg, run_, data, teacher, teacher_source, scratch), "distill")
-    _print_summary(cfg, metrics, run_)
+    teacher = upstream_teacher(cfg, data)
+    scratch = baseline_run(cfg, "train", {"model": dict(cfg.student)}, "the distill baseline (student from scratch)") \
+        if cfg.distill.baseline else None
+    out = artifact(cfg)
+    metrics = out.produce(cfg, lambda: _distill(cfg, out, data, teacher, scratch), "distill")
+    print_summary(*summary(cfg, metrics), out.dir)
     return metrics
+
+
+def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
+    """The teacher, the scratch baseline and the distilled student; the paired gain."""
+    m = metrics
+    rows = [teacher_row(cfg, **{"val acc": m.get("teacher_val_accuracy"), "test acc": m["teacher_test_accuracy"],
+                                "agreement with teacher": 1.0})]
+    if "scratch_test_accuracy" in m:
+        rows.append({"model": f"student {cfg.student.name} from scratch", "val acc": m.get("scratch_val_accuracy"),
+                     "test acc": m["scratch_test_accuracy"], "agreement with teacher": m["scratch_agreement"]})
+    rows.append({"model": f"student {cfg.student.name} distilled", "val acc": m.get("val_accuracy"),
+                 "test acc": m["test_accuracy"], "agreement with teacher": m["agreement"]})
+    notes = []
+    if m.get("kd_gain") is not None:
+        recovered = m.get("gap_recovered")
+        notes.append(f"kd_gain {m['kd_gain']:+.4f}" + (f" (validation {m['val_kd_gain']:+.4f})"
+                                                      if m.get("val_kd_gain") is not None else "")
+                     + (f", gap recovered {recovered:.0%}" if recovered is not None
+                        else ", teacher no better than scratch: no gap to recover"))
+    return rows, notes
 
 
 def _check_feature_layers(cfg: DictConfig, data) -> None:
@@ -77,16 +106,8 @@ def _check_feature_layers(cfg: DictConfig, data) -> None:
     names = cfg.distill.features
     student = build_model(cfg.student, data, cfg.seed)
     check_layers(student, list(names.student_layers), "the student", "distill.features.student_layers")
-    teacher = load_model(Path(cfg.teacher.path), "teacher") if cfg.teacher.path else build_model(cfg.model, data,
-                                                                                                  cfg.seed)
-    check_layers(teacher, list(names.teacher_layers), "the teacher", "distill.features.teacher_layers")
-
-
-def _scratch_baseline(cfg: DictConfig) -> dict:
-    """The student trained on hard labels with the same train settings (a train run)."""
-    run_ = upstream_run("train", upstream_config(cfg, "train", {"model": dict(cfg.student)}),
-                  why="the distill baseline (student from scratch)")
-    return {"dir": str(run_.dir), **run_.metrics()}
+    check_layers(teacher_architecture(cfg, data), list(names.teacher_layers), "the teacher",
+                 "distill.features.teacher_layers")
 
 
 def _reconstructed_files(cfg: DictConfig) -> list[Path]:
@@ -97,20 +118,20 @@ def _reconstructed_files(cfg: DictConfig) -> list[Path]:
         path = Path(cfg.distill.data_path).expanduser()
         path = path / "data.npz" if path.is_dir() else path
         if not path.is_file():
-            raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there")
+            raise ArtifactError(f"distill.data_path={cfg.distill.data_path}: no data.npz there; give the data.npz "
+                                f"of an optimize_dataset run (or its folder)")
         return [path]
-    source = upstream_config(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective, "optimize.classes": None})
+    source = upstream_config(cfg, "optimize_dataset", {"optimize.objective": cfg.distill.objective,
+                                                       "optimize.classes": None})
     found = upstream("optimize_dataset").reconstruction_files(source)
     if found:
         return found
     return [upstream_run("optimize_dataset", source, why="distill.data=reconstructed").file("data.npz")]
 
 
-def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:
-    """(train arrays, validation arrays, description): real or reconstructed inputs."""
-    if cfg.distill.data == "dataset":
-        return ({"x": data.x_train, "y": data.y_train}, {"x": data.x_val, "y": data.y_val},
-                f"{data.name} training split")
+def _reconstructed_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[datasets.Dataset, str]:
+    """The reconstructed data set and where it came from; refused when its inputs do not
+    have the shape of the data set the student is tested on."""
     paths = _reconstructed_files(cfg)
     fake = datasets.load({"name": "reconstructed", "path": [str(p) for p in paths],
                           "split_seed": cfg.dataset.split_seed}, val_split=cfg.train.val_split)
@@ -118,17 +139,25 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
         raise ArtifactError(f"reconstructed data {paths[0]} has inputs of shape {fake.input_shape} but dataset "
                             f"{data.name} (which the student is tested on) has {data.input_shape}")
     where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} shards in {paths[0].parent.parent}"
-    return {"x": fake.x_train, "y": fake.y_train}, {"x": fake.x_val, "y": fake.y_val}, f"reconstructed {where}"
+    return fake, f"reconstructed {where}"
 
 
-def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict | None) -> dict:
+def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict, str]:
+    """(train arrays, validation arrays, description): real or reconstructed inputs."""
+    if cfg.distill.data == "dataset":
+        return data.train, data.val, f"{data.name} training split"
+    fake, source = _reconstructed_data(cfg, data)
+    return fake.train, fake.val, source
+
+
+def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dict:
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
     augment = augment_for(cfg)
     cached = kd.cache_teacher and augment is None and kd.method not in FEATURE_METHODS
     if cached:
-        train, val = with_teacher_logits(teacher, train), with_teacher_logits(teacher, val)
-    log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.name,
+        train, val = with_teacher_logits(teacher.model, train), with_teacher_logits(teacher.model, val)
+    log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.label,
              cfg.student.name, source, kd.method, " on standardised logits" if kd.standardize else "",
              kd.temperature, kd.ce_weight, kd.kd_weight,
              "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
@@ -137,54 +166,38 @@ def _distill(cfg, run_: Run, data, teacher, teacher_source: str, scratch: dict |
     steps = steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
     epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)
     if kd.method in FEATURE_METHODS:
-        trained, loss = make_feature_loss(student, teacher, kd, augment, epoch=epoch)
+        trained, loss = make_feature_loss(student, teacher.model, kd, augment, epoch=epoch)
     else:
-        trained, loss = student, make_loss(student, teacher, kd, cached, augment, epoch=epoch)
+        trained, loss = student, make_loss(student, teacher.model, kd, cached, augment, epoch=epoch)
     fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
-    started = time.perf_counter()
-    result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=run_,
+    result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=out,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
-    seconds = time.perf_counter() - started
-    atomic_write(run_.file("model.keras"), lambda tmp: student.save(tmp))
-    test = with_teacher_logits(teacher, {"x": data.x_test, "y": data.y_test})
-    held_out = split_metrics(student, with_teacher_logits(teacher, val), "val") if len(val["x"]) else {}
-    metrics = {**split_metrics(student, test, "test"), "teacher_source": teacher_source,
+    out.save_model(student)
+    test = with_teacher_logits(teacher.model, data.test)
+    held_out = split_metrics(student, with_teacher_logits(teacher.model, val), "val") if len(val["x"]) else {}
+    metrics = {**split_metrics(student, test, "test"), "teacher_source": teacher.source,
                "val_accuracy": held_out.get("val_accuracy"), "val_agreement": held_out.get("val_agreement"),
                "teacher_val_accuracy": held_out.get("teacher_val_accuracy"),
-               "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": seconds,
+               "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": result.seconds,
                "resumed_from_epoch": result.resumed_from, "train_examples": len(train["x"]),
-               "student_params": int(student.count_params()), "teacher_params": int(teacher.count_params())}
+               "student_params": int(student.count_params()), "teacher_params": int(teacher.model.count_params())}
     if scratch is not None:
-        scratch_model = load_model(Path(scratch["dir"]), "scratch student")
-        baseline = split_metrics(scratch_model, test, "scratch_test")
-        metrics.update({"scratch_test_accuracy": baseline["scratch_test_accuracy"],
-                        "scratch_agreement": baseline["scratch_test_agreement"], "scratch_run": scratch["dir"]})
-        metrics["kd_gain"] = metrics["test_accuracy"] - metrics["scratch_test_accuracy"]
-        if kd.data == "dataset" and metrics["val_accuracy"] is not None:  # the same real validation split
-            metrics["scratch_val_accuracy"] = scratch.get("val_accuracy")
-            if metrics["scratch_val_accuracy"] is not None:
-                metrics["val_kd_gain"] = metrics["val_accuracy"] - metrics["scratch_val_accuracy"]
-        metrics["gap_recovered"] = gap_recovered(metrics["test_accuracy"], metrics["scratch_test_accuracy"],
-                                                 metrics["teacher_test_accuracy"])
+        _add_scratch(metrics, scratch, test, same_validation=kd.data == "dataset")
     metrics["agreement"] = metrics.pop("test_agreement")
-    run_.finish(metrics, ["model.keras", "history.csv"])
+    out.finish(metrics)
     return metrics
 
 
-def _print_summary(cfg: DictConfig, m: dict, run_: Run) -> None:
-    rows = [{"model": f"teacher {teacher_name(cfg, cfg.teacher.path)}", "val acc": m.get("teacher_val_accuracy"),
-             "test acc": m["teacher_test_accuracy"], "agreement with teacher": 1.0}]
-    if "scratch_test_accuracy" in m:
-        rows.append({"model": f"student {cfg.student.name} from scratch", "val acc": m.get("scratch_val_accuracy"),
-                     "test acc": m["scratch_test_accuracy"], "agreement with teacher": m["scratch_agreement"]})
-    rows.append({"model": f"student {cfg.student.name} distilled", "val acc": m.get("val_accuracy"),
-                 "test acc": m["test_accuracy"], "agreement with teacher": m["agreement"]})
-    lines = [format_table(rows).rstrip()]
-    if m.get("kd_gain") is not None:
-        recovered = m.get("gap_recovered")
-        lines.append(f"kd_gain {m['kd_gain']:+.4f}" + (f" (validation {m['val_kd_gain']:+.4f})"
-                                                      if m.get("val_kd_gain") is not None else "")
-                     + (f", gap recovered {recovered:.0%}" if recovered is not None
-                        else ", teacher no better than scratch: no gap to recover"))
-    lines.append(f"artifacts: {run_.dir}")
-    print("\n".join(lines), flush=True)
+def _add_scratch(metrics: dict, scratch: dict, test: dict, same_validation: bool) -> None:
+    """The scratch student on the same test split, the paired gain over it (on the
+    validation split too when the student was validated on the same real split) and the
+    share of the teacher's lead recovered."""
+    baseline = split_metrics(load_model(Path(scratch["dir"]), "scratch student"), test, "scratch_test")
+    metrics.update(scratch_test_accuracy=baseline["scratch_test_accuracy"], scratch_run=scratch["dir"],
+                   scratch_agreement=baseline["scratch_test_agreement"])
+    if same_validation:
+        metrics["scratch_val_accuracy"] = scratch.get("val_accuracy")
+    paired_gain(metrics, {"test_accuracy": metrics["scratch_test_accuracy"], "val_accuracy": scratch.get("val_accuracy")},
+                "kd", validation=same_validation)
+    metrics["gap_recovered"] = gap_recovered(metrics["test_accuracy"], metrics["scratch_test_accuracy"],
+                                             metrics["teacher_test_accuracy"])

@@ -7,25 +7,23 @@ model from the store (the train run of `model`, trained first if missing) or any
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import confusion_matrix
 
-from procedures._upstream import load_data, upstream
+from procedures._upstream import load_data, model_identity, trained_model
 from src import runtime
 from src.fit import Evaluator, predict_logits
 from src.losses import classifier_loss
 from src.plots import confusion_matrix_png
 from src.runstore import Run, locate
+from src.tables import print_summary
 
-log = logging.getLogger(__name__)
+REPORT = {"evaluate": {"settings": ["model.name", "evaluate.path"], "metrics": ["test_accuracy", "test_loss"]}}
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "evaluate", "model": upstream("train").model_identity(cfg, cfg.evaluate.path, "model"),
-           "dataset": cfg.dataset}
+    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": cfg.dataset}
     name = cfg.model.name if not cfg.evaluate.path else "file"
     return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", name, key)
 
@@ -33,23 +31,26 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
-    model, source = upstream("train").trained_model(cfg, data, cfg.evaluate.path, "model")
-    run_ = artifact(cfg)
-    with run_.lock():
-        run_.start(cfg, force=True)  # evaluation is cheap: always fresh
-        test = Evaluator(classifier_loss(model)).evaluate({"x": data.x_test, "y": data.y_test})
-        logits = predict_logits(model, data.x_test)
-        predicted = np.argmax(logits, axis=-1)
+    model, source = trained_model(cfg, data, cfg.evaluate.path, "model", key="evaluate.path")
+    out = artifact(cfg)
+    with out.lock():
+        out.start(cfg, force=True)  # evaluation is cheap: always fresh
+        test = Evaluator(classifier_loss(model)).evaluate(data.test)
+        predicted = np.argmax(predict_logits(model, data.x_test), axis=-1)
         matrix = confusion_matrix(data.y_test, predicted, labels=np.arange(data.num_classes))
         per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
-        confusion_matrix_png(matrix, data.class_names, run_.file("confusion_matrix.png"),
+        confusion_matrix_png(matrix, data.class_names, out.file("confusion_matrix.png"),
                              f"{model.name} on {data.name}: accuracy {test['accuracy']:.4f}")
         metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "source": source,
                    "per_class_accuracy": {name: float(a) for name, a in zip(data.class_names, per_class)},
                    "confusion_matrix": matrix.tolist()}
-        run_.finish(metrics, ["confusion_matrix.png"])
-    log.info("evaluate %s on %s: test accuracy %.4f, loss %.4f -> %s", model.name, data.name,
-             test["accuracy"], test["loss"], run_.dir)
-    worst = sorted(metrics["per_class_accuracy"].items(), key=lambda kv: kv[1])[:3]
-    log.info("weakest classes: %s", ", ".join(f"{n} {a:.3f}" for n, a in worst))
+        out.finish(metrics)
+    print_summary(*summary(cfg, metrics), out.dir)
     return metrics
+
+
+def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
+    """The model's test accuracy and loss; its three weakest classes."""
+    rows = [{"model": metrics["source"], "test acc": metrics["test_accuracy"], "test loss": metrics["test_loss"]}]
+    worst = sorted(metrics["per_class_accuracy"].items(), key=lambda kv: kv[1])[:3]
+    return rows, ["weakest classes: " + ", ".join(f"{name} {accuracy:.3f}" for name, accuracy in worst)]

@@ -37,7 +37,8 @@ from models.hns import build_hider, build_seeker
 from procedures._upstream import load_data, optimizer_for, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
-from src.fit import Evaluator, Fitter, steps_per_epoch
+from src.fit import Evaluator, Fitter
+from src.optim import steps_per_epoch
 from src.hns.encoding import KEEP, chance_level, evalx_scores, evaluator_loss, mask_swap_shares, support_masks
 from src.hns.losses import reconstruction_loss
 from src.hns.pretrain import pretrain_hider
@@ -52,6 +53,22 @@ from src.schema.hns import binary_layer
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
+REPORT = {
+    "hns_train": {
+        "settings": ["hns.mode", "hns.hider", "hns.seeker", "hns.stochastic", "hns.estimator", "hns.rate", "hns.alpha",
+                     "hns.init", "train.epochs", "train.batch_size"],
+        "metrics": ["val_fii", "fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
+                    "mask_only_accuracy", "chance_accuracy", "support_mask_only_accuracy", "swap_mask_class",
+                    "swap_image_class", "support_swap_mask_class", "support_swap_image_class", "evalx_fii",
+                    "evalx_accuracy", "evalx_fidelity", "selected", "final_fii", "test_accuracy_sampled",
+                    "interpretability_sampled", "train_hidden", "final_alpha", "epochs"]},
+    "hns_seeker": {"settings": ["hns.seeker", "train.epochs", "train.batch_size"],
+                   "metrics": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"]},
+    "hns_hider": {"settings": ["hns.hider", "hns.mask_channels", "train.epochs"],
+                  "metrics": ["test_bce", "test_mse", "epochs"]},
+    "hns_evalx": {"settings": ["hns.seeker", "seed", "train.epochs"],
+                  "metrics": ["test_accuracy", "test_accuracy_random_masks", "epochs", "train_seconds"]},
+}
 MAX_FIGURE_CLASSES = 20
 ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", "min_delta", "keep_alpha_weights",
                  "select")
@@ -135,7 +152,7 @@ class Pretraining:
                    "keep": KEEP, "epochs": result.epochs_run, "train_seconds": time.perf_counter() - started}
         log.info("EVAL-X evaluator %s: test accuracy %.4f on whole images, %.4f with half the pixels kept at random",
                  cfg.hns.seeker, whole, metrics["test_accuracy_random_masks"])
-        run_.finish(metrics, ["model.keras", "history.csv"])
+        run_.finish(metrics)
         return metrics
 
 
@@ -284,7 +301,7 @@ def _joint(cfg: DictConfig, run_: Run) -> dict:
                "layer": _layer_name(cfg), "init": cfg.hns.init, "epochs": final["epoch"], "train_seconds": seconds,
                "resumed_from_epoch": result.resumed_from, "hider_params": int(model.hider.count_params()),
                "seeker_params": int(model.seeker.count_params()), "train_examples": len(data.x_train)}
-    run_.finish(metrics, files)
+    run_.finish(metrics)
     return metrics
 
 

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 from omegaconf import DictConfig
 
-from procedures._upstream import load_data, teacher_name, upstream, upstream_config, upstream_run
+from procedures._upstream import (load_data, model_identity, model_label, upstream, upstream_config, upstream_run,
+                                  upstream_teacher)
 from src import runtime
 from src.datafree.batchnorm import BATCHNORM, batchnorm_layers
 from src.datafree.objectives import default_lr, make_objective
@@ -31,12 +32,14 @@ from src.datafree.priors import make_prior, make_view
 from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
 from src.datafree.statistics import check_class_counts
 from src.fit import predict_logits
-from src.runstore import Run, atomic_write, is_done, locate, read_json
+from src.runstore import Run, is_done, locate, read_json
 from src.schema.datafree import SPECTRAL_GRAPHS
+from src.tables import print_summary
 
 log = logging.getLogger(__name__)
-
-
+REPORT = {"optimize_dataset": {
+    "settings": ["model.name", "optimize.objective", "optimize.per_class", "optimize.steps", "optimize.classes"],
+    "metrics": ["examples", "teacher_agreement", "final_loss", "seconds"]}}
 PRIORS = ("tv_l1", "tv_l2", "l2", "roll", "flip")
 
 
@@ -63,11 +66,11 @@ def stats_config(cfg: DictConfig) -> DictConfig:
 
 def artifact(cfg: DictConfig) -> Run:
     if cfg.optimize.objective == BATCHNORM:  # reads the teacher alone
-        source = {"teacher": upstream("train").model_identity(cfg, cfg.teacher.path)}
+        source = {"teacher": model_identity(cfg, cfg.teacher.path)}
     else:
         source = {"stats": upstream("compute_stats").artifact(stats_config(cfg)).hash}
     key = {"procedure": "optimize_dataset", **source, "optimize": _settings(cfg), "seed": cfg.seed}
-    name = f"{teacher_name(cfg, cfg.teacher.path)}-{cfg.optimize.objective}"
+    name = f"{model_label(cfg, cfg.teacher.path)}-{cfg.optimize.objective}"
     if cfg.optimize.classes is not None:
         name += "-classes" + "-".join(str(c) for c in sorted(cfg.optimize.classes))
     return locate(cfg.paths.runs, cfg.dataset.name, "optimize_dataset", name, key)
@@ -103,18 +106,24 @@ def ensure_stats_file(cfg: DictConfig) -> Path:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
-    teacher, _ = upstream("train").trained_model(cfg, data, cfg.teacher.path, "teacher")
+    teacher = upstream_teacher(cfg, data).model
     if cfg.optimize.objective == BATCHNORM:
         batchnorm_layers(teacher)  # refused before any work when there are none
         stats = {"count": None, "class_names": np.array(data.class_names)}
     else:
         stats = _load_stats(ensure_stats_file(cfg))
-    run_ = artifact(cfg)
-    metrics = run_.produce(cfg, lambda: _optimize(cfg, run_, teacher, stats, data.input_shape), "optimize_dataset")
-    log.info("optimize_dataset %s (%s): %d inputs, teacher agrees with the intended class on %.1f%%, %.1f s -> %s",
-             teacher.name, cfg.optimize.objective, metrics["examples"], 100 * metrics["teacher_agreement"], metrics["seconds"],
-             run_.dir)
+    out = artifact(cfg)
+    metrics = out.produce(cfg, lambda: _optimize(cfg, out, teacher, stats, data.input_shape), "optimize_dataset")
+    print_summary(*summary(cfg, metrics), out.dir)
     return metrics
+
+
+def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
+    """The reconstruction: how many inputs, how often the teacher sees the intended class."""
+    rows = [{"objective": metrics["objective"], "inputs": metrics["examples"],
+             "teacher agrees": metrics["teacher_agreement"], "final loss": metrics["final_loss"],
+             "seconds": metrics["seconds"]}]
+    return rows, []
 
 
 def _load_stats(path: Path) -> dict:
@@ -122,7 +131,7 @@ def _load_stats(path: Path) -> dict:
         return {k: npz[k] for k in npz.files}
 
 
-def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tuple) -> dict:
+def _optimize(cfg: DictConfig, out: Run, teacher, stats: dict, input_shape: tuple) -> dict:
     """stats: the compute_stats arrays, or for batchnorm only the class names."""
     op = cfg.optimize
     num_classes = len(stats["class_names"])
@@ -140,8 +149,8 @@ def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tup
     seconds = time.perf_counter() - started
     predicted = np.argmax(predict_logits(teacher, x), axis=-1)
     class_names = stats["class_names"]
-    atomic_write(run_.file("data.npz"), lambda tmp: np.savez(tmp, x=x.astype(np.float32), y=y, class_names=class_names))
-    sample_grid_png(x, y, [str(n) for n in class_names], run_.file("samples.png"),
+    out.write("data.npz", lambda tmp: np.savez(tmp, x=x.astype(np.float32), y=y, class_names=class_names))
+    sample_grid_png(x, y, [str(n) for n in class_names], out.file("samples.png"),
                     f"{teacher.name}: {op.objective}, {op.steps} steps")
     metrics = {"examples": int(len(x)), "classes": classes, "objective": op.objective, "lr": lr,
                "seconds": seconds, "sample_steps_per_second": batches * op.batch_size * op.steps / seconds,
@@ -149,7 +158,7 @@ def _optimize(cfg: DictConfig, run_: Run, teacher, stats: dict, input_shape: tup
                "final_loss_per_class": {int(c): float(loss[y == c].mean()) for c in classes},
                "teacher_agreement": float(np.mean(predicted == y)),
                "input_range": [float(x.min()), float(x.max())]}
-    run_.finish(metrics, ["data.npz", "samples.png"])
+    out.finish(metrics)
     return metrics
 
 

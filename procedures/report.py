@@ -12,40 +12,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from procedures._upstream import upstream
 from src import sweep
 from src.runstore import atomic_write, finished_runs, read_json
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
 
-# The settings and metrics each procedure's rows show, in column order. A procedure not
-# listed here shows every scalar metric it wrote.
-SETTINGS = {
-    "train": ["model.name", "train.epochs", "train.lr", "train.batch_size"],
-    "evaluate": ["model.name", "evaluate.path"],
-    "distill": ["model.name", "student.name", "distill.temperature", "distill.ce_weight", "distill.kd_weight",
-                "distill.data"],
-    "hns_train": ["hns.mode", "hns.hider", "hns.seeker", "hns.stochastic", "hns.estimator", "hns.rate", "hns.alpha",
-                  "hns.init", "train.epochs", "train.batch_size"],
-    "hns_seeker": ["hns.seeker", "train.epochs", "train.batch_size"],
-    "hns_hider": ["hns.hider", "hns.mask_channels", "train.epochs"],
-    "tree_distill": ["model.name", "tree.depth", "tree.labels", "tree.temperature"],
-}
-METRICS = {
-    "train": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"],
-    "evaluate": ["test_accuracy", "test_loss"],
-    "distill": ["val_accuracy", "val_kd_gain", "test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy",
-                "kd_gain", "agreement", "gap_recovered"],
-    "hns_train": ["val_fii", "fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
-                  "mask_only_accuracy", "chance_accuracy", "support_mask_only_accuracy", "swap_mask_class",
-                  "swap_image_class", "support_swap_mask_class", "support_swap_image_class", "evalx_fii",
-                  "evalx_accuracy", "evalx_fidelity", "selected", "final_fii", "test_accuracy_sampled", "interpretability_sampled",
-                  "train_hidden", "final_alpha", "epochs"],
-    "hns_seeker": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"],
-    "hns_hider": ["test_bce", "test_mse", "epochs"],
-    "tree_distill": ["val_accuracy", "val_distill_gain", "test_accuracy", "hard_test_accuracy", "sklearn_test_accuracy", "teacher_test_accuracy",
-                     "distill_gain", "agreement", "seconds_per_epoch"],
-}
+
+def columns(procedure: str, folder_name: str | None = None) -> dict:
+    """The settings and metrics a procedure's rows show, in column order, as the procedure
+    module declares them (REPORT, keyed by the run-store folder it writes: hns_train also
+    writes its stages'). Empty when it declares none for that folder: every scalar then."""
+    if not (Path(__file__).parent / f"{procedure}.py").exists():
+        return {}
+    return getattr(upstream(procedure), "REPORT", {}).get(folder_name or procedure, {})
 
 
 def collect(cfg: DictConfig) -> list[dict]:
@@ -54,7 +35,7 @@ def collect(cfg: DictConfig) -> list[dict]:
     rows = []
     for folder in finished_runs(cfg.paths.runs):
         config = OmegaConf.load(folder / "config.yaml")
-        procedure = folder.parent.name
+        procedure = folder.parent.name  # the folder: a procedure, or a stage of one (hns_seeker)
         if wanted.procedure and procedure != wanted.procedure:
             continue
         if wanted.dataset and config.dataset.name != wanted.dataset:
@@ -63,9 +44,10 @@ def collect(cfg: DictConfig) -> list[dict]:
             continue
         metrics = read_json(folder / "metrics.json")
         row = {"procedure": procedure, "dataset": config.dataset.name, "seed": config.seed}
-        for key in SETTINGS.get(procedure, ["model.name"]):
+        declared = columns(config.procedure.name, procedure)
+        for key in declared.get("settings", ["model.name"]):
             row[key] = OmegaConf.select(config, key)
-        names = METRICS.get(procedure) or [k for k, v in metrics.items() if isinstance(v, (int, float))]
+        names = declared.get("metrics") or [k for k, v in metrics.items() if isinstance(v, (int, float))]
         row.update({name: metrics.get(name) for name in names})
         row["run"] = str(folder)
         rows.append(row)
@@ -105,7 +87,8 @@ def run_sweep(cfg: DictConfig) -> dict:
 def _metric_names(rows: list[dict], headline: str | None) -> list[str]:
     """The metrics a sweep's rows show: its procedure's usual ones, headline first."""
     done = next((r for r in rows if r.get("procedure")), {})
-    names = METRICS.get(done.get("procedure"), [k for k in done if k not in ("job", "status", "run", "procedure")])
+    names = columns(done["procedure"]).get("metrics") if done else None
+    names = names or [k for k in done if k not in ("job", "status", "run", "procedure")]
     return list(dict.fromkeys([headline, *names] if headline else names))
 
 

@@ -1,16 +1,23 @@
 """The runner's library: a shared engine, one package per method, and the typed config.
 
 Engine (flat modules here, knowing no method):
-    fit        the one fit loop and evaluator (compiled steps, checkpoints, resume, early stopping)
+    loop       the one epoch loop (progress, chunks of compiled steps, NaN check, history,
+               TensorBoard, a checkpoint per epoch, resume) that every training run uses
+    fit        Fitter (compiled steps over arrays, handed to the loop; early stopping) and
+               the evaluator; batched inference
+    checkpoint what a fit keeps to resume: model, optimizer, epoch and early-stopping state
+    optim      the one optimizer factory and the steps-per-epoch rule
     runstore   artifact folders keyed by config hash, atomic writes, DONE markers, locks
     runtime    devices, distribution strategy, seeds, determinism, XLA, precision
-    artifacts  loading a model file or run folder, and checking it fits the data
+    artifacts  loading a model file or run folder, checking it fits the data, naming and
+               tapping its layers
     history    history.csv rows, written and read back with their types
     augment    training-time augmentation inside the compiled step
     losses     generic cross-entropy (mixup's mixed labels too), accuracy, agreement, the
                softened KL of two models' outputs, the classifier loss
     plots      the atomic figure saver and generic figures
-    tables     the one table formatter (console, markdown, csv)
+    tables     the one table formatter (console, markdown, csv) and the summary every
+               procedure ends with
     sweep      reading a Hydra sweep folder back
     tracking   the `logger` choice, and mirroring a job's finished runs into it
     mlflow_mirror  logger=mlflow: a run folder as an MLflow run
@@ -31,7 +38,7 @@ Import rules (one way only; tests/test_layers.py checks them):
     - a method package imports the engine, `models` and `src.schema`, never another method
       package, `datasets` or `procedures`;
     - `src.schema` and `src.cli` import no TensorFlow or Keras, directly or through the project;
-    - `models` and `datasets` import nothing of the project but `src.errors`;
+    - `models` and `datasets` import nothing of the project but `src.errors` and `src.schema`;
     - procedures import each other only through `procedures._upstream` (by name);
     - nothing imports `procedures` or `main.py` except main.py, tests and bench.
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import keras
 
-from src.errors import ArtifactError
+from src.errors import ArtifactError, ConfigError
 from src.runstore import is_done
 
 
@@ -46,3 +46,20 @@ def check_fits(model: keras.Model, input_shape: tuple, num_classes: int, dataset
     if outputs != num_classes:
         raise ArtifactError(
             f"{what} '{model.name}' predicts {outputs} classes but dataset {dataset} has {num_classes}")
+
+
+def check_layers(model: keras.Model, names: list[str], what: str, key: str) -> None:
+    """A ConfigError naming the setting, the unknown layers and the layers the model has."""
+    known = [layer.name for layer in model.layers]
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ConfigError(f"{key}: {what} {model.name} has no layer {', '.join(missing)}; its layers are: "
+                          f"{', '.join(known)}")
+
+
+def layer_tap(model: keras.Model, names: list[str], *, with_logits: bool = False) -> keras.Model:
+    """A model sharing `model`'s weights whose outputs are the named layers' outputs (after
+    its logits when with_logits): how methods read inner activations."""
+    outputs = [model.get_layer(name).output for name in names]
+    return keras.Model(model.inputs, [model.outputs[0], *outputs] if with_logits else outputs,
+                       name=f"{model.name}_tapped")

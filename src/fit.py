@@ -28,19 +28,19 @@ hns_train with the adaptive alpha or REINFORCE).
 from __future__ import annotations
 
 import logging
-import math
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from src.errors import ConfigError, TrainingDiverged
-from src.history import read_rows, write_rows
-from src.runstore import Run, atomic_write
-from src.tracking import writes_tensorboard
+from src.checkpoint import TrainingState
+from src.errors import ConfigError
+from src.loop import EpochLoop
+from src.optim import steps_per_epoch
+from src.runstore import Run
 
 log = logging.getLogger(__name__)
 
@@ -61,42 +61,7 @@ class _TracingPerInstance(logging.Filter):
 logging.getLogger("tensorflow").addFilter(_TracingPerInstance())
 
 LossFn = Callable[[dict, bool], dict]
-STEPS_PER_CALL = 25  # steps run inside one compiled call between progress-bar updates
 EVAL_BATCH = 1024
-
-
-def steps_per_epoch(examples: int, batch_size: int, max_steps: int | None = None) -> int:
-    """Full batches per epoch, as the fit loop runs them."""
-    steps = max(examples // min(batch_size, examples), 1)
-    return min(steps, max_steps) if max_steps else steps
-
-
-def make_optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0, *,
-                   epoch_steps: int = 0, milestones=(), decay: float = 0.1) -> keras.optimizers.Optimizer:
-    """Keras optimizer by config name; float16 precision wraps it in loss scaling.
-
-    schedule=cosine decays the rate from lr to 0 over total_steps (cosine annealing
-    without restarts); schedule=step multiplies it by `decay` after each epoch in
-    `milestones` (1-indexed: with [150], epochs 1-150 run at lr and 151 on at lr * decay,
-    epoch_steps steps per epoch). Schedules read optimizer.iterations, which checkpoints
-    keep, so a resumed run continues on the same curve.
-    """
-    if schedule == "cosine" and total_steps > 0:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
-    elif schedule == "step" and milestones:
-        boundaries = [int(m) * epoch_steps - 1 for m in sorted(milestones)]  # the last step of epoch m
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
-            boundaries, [lr * decay ** i for i in range(len(boundaries) + 1)])
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
-        "rmsprop": keras.optimizers.RMSprop,
-    }
-    optimizer = classes[name](learning_rate=lr)
-    if keras.mixed_precision.global_policy().name == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
@@ -110,6 +75,13 @@ def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = EVAL_BAT
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
 
 
+def batched(fn: Callable, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """fn over x in batches of batch_size, the outputs concatenated: inference on a whole
+    split without holding every intermediate activation at once."""
+    parts = [np.asarray(fn(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0,), "float32")
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
@@ -117,6 +89,13 @@ class FitResult:
     best_epoch: int | None = None
     stopped_early: bool = False
     resumed_from: int = 0
+    seconds: float = 0.0  # wall time of this call (the epochs it ran, not the resumed ones)
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's row, as final_<metric> entries for metrics.json."""
+        last = self.history[-1] if self.history else {}
+        return {f"final_{k}": v for k, v in last.items() if k != "epoch"}
 
 
 class Evaluator:
@@ -200,14 +179,18 @@ class Fitter(Evaluator):
         return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
 
     # ---- compiled parts -------------------------------------------------------------
-    def _train_step(self, data: dict, index: tf.Tensor) -> dict:
-        batch = {name: tf.gather(value, index) for name, value in data.items()}
+    def _apply(self, batch: dict, divisor: int = 1) -> dict:
+        """One optimizer step on a batch; the loss is divided by `divisor` (the replicas,
+        whose gradients are summed)."""
         with tf.GradientTape() as tape:
             out = self.loss_fn(batch, True)
-            scaled = self.optimizer.scale_loss(out["loss"] + self._l2())
+            scaled = self.optimizer.scale_loss((out["loss"] + self._l2()) / divisor)
         grads = tape.gradient(scaled, self.variables)
-        self.optimizer.apply(grads, self.variables)
+        self.optimizer.apply(grads, self.variables)  # under a strategy: all-reduces (sums) the gradients
         return out
+
+    def _train_step(self, data: dict, index: tf.Tensor) -> dict:
+        return self._apply({name: tf.gather(value, index) for name, value in data.items()})
 
     def _l2(self):
         if not self.weight_decay:
@@ -220,11 +203,7 @@ class Fitter(Evaluator):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         size = tf.shape(index)[0] // self.replicas
         batch = {name: tf.gather(value, index[replica * size:(replica + 1) * size]) for name, value in data.items()}
-        with tf.GradientTape() as tape:
-            out = self.loss_fn(batch, True)
-            scaled = self.optimizer.scale_loss((out["loss"] + self._l2()) / self.replicas)
-        grads = tape.gradient(scaled, self.variables)
-        self.optimizer.apply(grads, self.variables)  # all-reduces (sums) the gradients
+        out = self._apply(batch, self.replicas)
         return {name: tf.cast(out[name], tf.float32) for name in self.metric_names}
 
     def _train_chunk_distributed(self, data: dict, indices: tf.Tensor) -> dict:
@@ -248,12 +227,15 @@ class Fitter(Evaluator):
             run: Run | None = None, val: dict[str, np.ndarray] | None = None,
             early_stopping: int = 0, max_steps: int | None = None, verbose: int = 1,
             on_epoch_end: Callable[[int, dict], dict | None] | None = None) -> FitResult:
-        """Train for `epochs` epochs, resuming from run's checkpoint when there is one.
+        """Train for `epochs` epochs in the engine's EpochLoop, resuming from run's
+        checkpoint when there is one. Each epoch is a fresh permutation of the examples
+        (seeded by seed and epoch), cut into full batches.
 
         on_epoch_end(epoch, row) runs after each epoch's metrics and before its checkpoint
         (a procedure's own per-epoch measurements or pictures); a dict it returns joins the
         epoch's row in history.csv. Resumed epochs are not replayed.
         """
+        started = time.perf_counter()
         data = to_tensors(train)
         self._discover_metrics(data)
         if "loss" not in self.metric_names:
@@ -264,132 +246,35 @@ class Fitter(Evaluator):
             raise ConfigError(f"batch size {batch_size} does not split evenly over {self.replicas} replicas: "
                               f"use a multiple of {self.replicas} (e.g. train.batch_size="
                               f"{batch_size - batch_size % self.replicas or self.replicas})")
-        steps = min(n // batch_size, max_steps) if max_steps else n // batch_size
+        steps = steps_per_epoch(n, batch_size, max_steps)
         has_val = bool(val) and len(next(iter(val.values()))) > 0
         state = TrainingState(self.model, self.optimizer, run)
-        result = FitResult(history=state.restore(), resumed_from=state.epoch)
-        if result.resumed_from:
-            log.info("resuming from the checkpoint of epoch %d in %s", state.epoch, run.dir)
-        writer = tf.summary.create_file_writer(str(run.file("tensorboard"))) if run and writes_tensorboard() else None
+        loop = EpochLoop(state, self.metric_names, verbose=verbose)
+        result = FitResult(history=loop.restore(), resumed_from=state.epoch)
 
-        while state.epoch < epochs and not (early_stopping and state.wait >= early_stopping):
-            epoch = state.epoch + 1
-            if verbose:
-                print(f"Epoch {epoch}/{epochs}", flush=True)
-            order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
-            row = {"epoch": epoch, **self._run_epoch(data, order.reshape(steps, batch_size).astype(np.int32),
-                                                     verbose, f"epoch {epoch}", state.epoch, run)}
+        orders: dict[int, np.ndarray] = {}
+
+        def run_chunk(epoch: int, start: int, count: int) -> dict:
+            if epoch not in orders:  # this epoch's batches, as [steps, batch] indices
+                orders.clear()
+                order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
+                orders[epoch] = order.reshape(steps, batch_size).astype(np.int32)
+            return self._train_chunk(data, tf.constant(orders[epoch][start:start + count]))
+
+        def end_epoch(epoch: int, row: dict) -> dict:
+            extra = {}
             if has_val:
-                row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-                state.observe(row["val_loss"], epoch, keep_best=bool(early_stopping))
+                extra = {f"val_{k}": v for k, v in self.evaluate(val).items()}
+                state.observe(extra["val_loss"], epoch, keep_best=bool(early_stopping))
             if on_epoch_end is not None:
-                row.update(on_epoch_end(epoch, row) or {})
-            result.history.append(row)
-            state.epoch = epoch
-            report_epoch(row, verbose, writer)
-            state.save(result.history)
+                extra.update(on_epoch_end(epoch, {**row, **extra}) or {})
+            return extra
 
+        loop.run(result.history, epochs, steps, run_chunk, end_epoch=end_epoch,
+                 should_stop=lambda: bool(early_stopping) and state.wait >= early_stopping)
         result.epochs_run = state.epoch
         result.stopped_early = bool(early_stopping) and state.epoch < epochs
         if early_stopping and has_val:
             result.best_epoch = state.restore_best()
+        result.seconds = time.perf_counter() - started
         return result
-
-    def _run_epoch(self, data: dict, indices: np.ndarray, verbose: int, where: str, last_good: int,
-                   run: Run | None) -> dict[str, float]:
-        """One epoch of training steps over `indices` ([steps, batch]); the mean of every metric."""
-        steps = len(indices)
-        bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=self.metric_names)
-        totals = dict.fromkeys(self.metric_names, 0.0)
-        for start in range(0, steps, STEPS_PER_CALL):
-            chunk = indices[start:start + STEPS_PER_CALL]
-            out = self._train_chunk(data, tf.constant(chunk))
-            for name in totals:
-                totals[name] += float(out[name])
-            done = start + len(chunk)
-            if not math.isfinite(totals["loss"]):
-                raise TrainingDiverged(
-                    f"the loss became {totals['loss']} in {where} (by step {done}); "
-                    f"the last good checkpoint (epoch {last_good}) is kept"
-                    f"{' in ' + str(run.dir) if run else ''}. Lower train.lr or check the data.")
-            bar.update(done, [(k, v / done) for k, v in totals.items()])
-        return {k: v / steps for k, v in totals.items()}
-
-
-def report_epoch(row: dict, verbose: int, writer) -> None:
-    """An epoch's numbers on the console and in TensorBoard (flags and missing values are
-    only in history.csv)."""
-    numbers = {k: v for k, v in row.items()
-               if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if verbose:
-        print("  " + "  ".join(f"{k}={v:.4f}" for k, v in numbers.items()), flush=True)
-    if writer:
-        with writer.as_default(step=row["epoch"]):
-            for name, value in numbers.items():
-                tf.summary.scalar(name, value)
-        writer.flush()
-
-
-class TrainingState:
-    """Epoch counter, early-stopping state and checkpoints of one fit, kept in run/ckpt."""
-
-    def __init__(self, model: keras.Model, optimizer, run: Run | None):
-        self.model = model
-        self.run = run
-        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._best = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
-        self._best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._wait = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch,
-                                              best=self._best, best_epoch=self._best_epoch, wait=self._wait)
-        self.manager = None
-        self._best_in_memory = None
-        if run is not None:
-            self.manager = tf.train.CheckpointManager(self.checkpoint, str(run.file("ckpt")), max_to_keep=2)
-
-    epoch = property(lambda self: int(self._epoch.numpy()),
-                     lambda self, value: self._epoch.assign(value))
-    wait = property(lambda self: int(self._wait.numpy()))
-
-    @property
-    def best_weights_path(self) -> Path:
-        return self.run.file("ckpt") / "best.weights.h5"
-
-    def restore(self) -> list[dict]:
-        """Load the latest checkpoint, if any; return the history up to its epoch."""
-        if self.manager is None or self.manager.latest_checkpoint is None:
-            return []
-        self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
-        return read_rows(self.run.file("history.csv"))[: self.epoch]
-
-    def observe(self, val_loss: float, epoch: int, keep_best: bool) -> None:
-        if val_loss < float(self._best.numpy()):
-            self._best.assign(val_loss)
-            self._best_epoch.assign(epoch)
-            self._wait.assign(0)
-            if not keep_best:
-                return
-            if self.run is not None:
-                atomic_write(self.best_weights_path, lambda tmp: self.model.save_weights(str(tmp)))
-            else:
-                self._best_in_memory = [w.copy() for w in self.model.get_weights()]
-        else:
-            self._wait.assign_add(1)
-
-    def restore_best(self) -> int | None:
-        """Put the best-on-validation weights back into the model; return that epoch."""
-        if self.run is not None and self.best_weights_path.exists():
-            self.model.load_weights(str(self.best_weights_path))
-        elif self._best_in_memory is not None:
-            self.model.set_weights(self._best_in_memory)
-        else:
-            return None
-        return int(self._best_epoch.numpy())
-
-    def save(self, history: list[dict]) -> None:
-        """History first, then the checkpoint that points at it: a kill in between only
-        repeats one epoch."""
-        if self.run is None:
-            return
-        write_rows(self.run.file("history.csv"), history)
-        self.manager.save(checkpoint_number=self.epoch)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.errors import ArtifactError
 
 DONE = "DONE"
+NOT_ARTIFACTS = (DONE, "ckpt", "tensorboard")  # in a run folder, but no part of its result
 KEY_VERSION = 2  # part of every key: raised when the key format changes, so old stores are recomputed once
 log = logging.getLogger(__name__)
 
@@ -118,13 +119,30 @@ class Run:
         atomic_write(self.file("config.yaml"), lambda tmp: tmp.write_text(text))
         write_json(self.file("key.json"), self.key)
 
-    def finish(self, metrics: dict, artifacts: list[str]) -> None:
-        """Write metrics.json, then DONE with the size of every artifact (last of all)."""
+    def write(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Write the file `name` of this run atomically (write(tmp), then rename)."""
+        return atomic_write(self.file(name), write)
+
+    def save_model(self, model: Any, name: str = "model.keras") -> Path:
+        """Save a Keras model as the file `name` of this run, atomically."""
+        return self.write(name, lambda tmp: model.save(tmp))
+
+    def artifacts(self) -> list[str]:
+        """Every file of the run, as paths relative to its folder, except the bookkeeping
+        that is not a result: checkpoints, TensorBoard events, the lock, temporary files."""
+        names = []
+        for path in self.dir.rglob("*"):
+            relative = path.relative_to(self.dir)
+            if path.is_file() and relative.parts[0] not in NOT_ARTIFACTS and \
+                    not any(part.startswith(".") for part in relative.parts):
+                names.append(relative.as_posix())
+        return sorted(names)
+
+    def finish(self, metrics: dict) -> None:
+        """Write metrics.json, then DONE (last of all): a manifest of every file the run
+        holds with its size, so a file changed or lost later unmarks the run."""
         write_json(self.file("metrics.json"), metrics)
-        names = sorted(set(artifacts) | {"metrics.json", "config.yaml", "key.json"})
-        missing = [n for n in names if not self.file(n).exists()]
-        if missing:
-            raise FileNotFoundError(f"cannot mark {self.dir} done: missing {missing}")
+        names = self.artifacts()
         manifest = {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "files": {n: self.file(n).stat().st_size for n in names},

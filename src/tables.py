@@ -43,3 +43,12 @@ def cell(value, digits: int = 4) -> str:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def print_summary(rows: list[dict], notes: list[str], folder) -> None:
+    """How every procedure ends on the console: its table, its notes (one line each, the
+    paired gains and warnings), and where its artifacts are."""
+    lines = [format_table(rows).rstrip()] if rows else []
+    lines += [note for note in notes if note]
+    lines.append(f"artifacts: {folder}")
+    print("\n".join(lines), flush=True)

@@ -5,16 +5,7 @@ import keras
 import tensorflow as tf
 
 from models import output_layer
-from src.errors import ArtifactError
-
-
-def check_layers(model: keras.Model, layers: list[str]) -> None:
-    """One-line error naming the layers the model does have."""
-    names = [layer.name for layer in model.layers]
-    missing = [name for name in layers if name not in names]
-    if missing:
-        raise ArtifactError(f"model '{model.name}' has no layer {', '.join(map(repr, missing))}; "
-                            f"its layers are: {', '.join(names)}")
+from src.artifacts import check_layers, layer_tap
 
 
 class ActivationTap:
@@ -22,12 +13,12 @@ class ActivationTap:
     outputs, i.e. pre-activations for this project's models), with the logits (the output
     layer's, whatever its name) divided by `temperature`. Inference mode: dropout off."""
 
-    def __init__(self, model: keras.Model, layers: list[str], temperature: float = 1.0):
-        check_layers(model, layers)
+    def __init__(self, model: keras.Model, layers: list[str], temperature: float = 1.0, key: str = "stats.layers"):
+        check_layers(model, layers, "the teacher", key)
         self.layers = list(layers)
         self.output = output_layer(model)
         self.temperature = float(temperature)
-        self.model = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
+        self.model = layer_tap(model, layers)
         self.dims = [int(tf.reduce_prod(shape[1:])) for shape in
                      [model.get_layer(name).output.shape for name in layers]]
         self.shapes = [tuple(int(d) for d in model.get_layer(name).output.shape[1:]) for name in layers]

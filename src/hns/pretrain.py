@@ -18,5 +18,5 @@ def pretrain_hider(fitter: Fitter, run_: Run, data, train, seed: int) -> dict:
     atomic_write(run_.file("model.keras"), lambda tmp: fitter.model.save(tmp))
     metrics = {"test_bce": test["loss"], "test_mse": test["mse"], "epochs": result.epochs_run,
                "train_seconds": time.perf_counter() - started, "params": int(fitter.model.count_params())}
-    run_.finish(metrics, ["model.keras", "history.csv"])
+    run_.finish(metrics)
     return metrics

@@ -15,26 +15,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from src.artifacts import layer_tap
 from src.errors import ConfigError
 from src.losses import label_mix
 
 NORM_EPS = 1e-12  # in the L2 normalisation of an attention map, as the reference code
 DEFAULT_WEIGHTS = {"fitnet": 100.0, "at": 1000.0}  # the reference code's (RepDistiller, mdistiller)
-
-
-def check_layers(model: keras.Model, names: list[str], role: str, key: str) -> None:
-    """A ConfigError naming the unknown layers and listing the ones the model has."""
-    known = [layer.name for layer in model.layers]
-    missing = [name for name in names if name not in known]
-    if missing:
-        raise ConfigError(f"{key}: {role} {model.name} has no layer {', '.join(missing)}; its layers are: "
-                          f"{', '.join(known)}")
-
-
-def tapped(model: keras.Model, names: list[str]) -> keras.Model:
-    """model's inputs -> [logits, the outputs of the named layers], sharing its weights."""
-    return keras.Model(model.inputs, [model.outputs[0]] + [model.get_layer(n).output for n in names],
-                       name=f"{model.name}_tapped")
 
 
 def attention(feature: tf.Tensor) -> tf.Tensor:
@@ -110,8 +96,8 @@ def make_feature_loss(student: keras.Model, teacher: keras.Model, kd, augment=No
     the layer pairs. The teacher runs live on the student's (augmented) batch."""
     from src.kd.loss import method_loss
     pairs = kd.features
-    teacher_taps = tapped(teacher, list(pairs.teacher_layers))
-    student_taps = tapped(student, list(pairs.student_layers))
+    teacher_taps = layer_tap(teacher, list(pairs.teacher_layers), with_logits=True)
+    student_taps = layer_tap(student, list(pairs.student_layers), with_logits=True)
     weight = pairs.weight if pairs.weight is not None else DEFAULT_WEIGHTS[kd.method]
     regressors = []
     if kd.method == "fitnet":

@@ -81,14 +81,14 @@ def _assemble(student_logits, teacher_logits, labels, soft, extras: dict, *, ce_
 
 
 def make_loss(student, teacher, kd, cached: bool, augment=None, epoch=None):
-    """loss_fn for src.fit: student against cached ("t" in the batch) or live teacher
+    """loss_fn for src.fit: student against cached ("teacher_logits" in the batch) or live teacher
     logits; with `augment`, both see the same augmented batch (so never cached). `kd` is
     the distill.* section; `epoch()` returns the current 1-indexed epoch (DKD's warm-up)."""
     def loss_fn(batch: dict, training: bool) -> dict:
         if training and augment is not None:
             batch = augment(batch)
         x = batch["x"]
-        teacher_logits = batch["t"] if cached else teacher(x, training=False)
+        teacher_logits = batch["teacher_logits"] if cached else teacher(x, training=False)
         return method_loss(student(x, training=training), teacher_logits, batch.get("y"), kd,
                            epoch=epoch() if epoch is not None else 1, mix=label_mix(batch))
     return loss_fn

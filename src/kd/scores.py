@@ -8,20 +8,20 @@ from src.losses import accuracy, agreement
 
 
 def with_teacher_logits(teacher, arrays: dict) -> dict:
-    """arrays plus the teacher's logits ("t"), computed once in inference mode (kept when
-    they are there already)."""
-    return arrays if "t" in arrays else {**arrays, "t": predict_logits(teacher, arrays["x"])}
+    """arrays plus the teacher's logits ("teacher_logits"), computed once in inference
+    mode (kept when they are there already)."""
+    return arrays if "teacher_logits" in arrays else {**arrays, "teacher_logits": predict_logits(teacher, arrays["x"])}
 
 
 def split_metrics(model, arrays: dict, prefix: str) -> dict:
-    """On one split ({"x", "y", "t"}: inputs, labels, the teacher's logits): the model's
+    """On one split ({"x", "y", "teacher_logits"}): the model's
     accuracy (T=1), the teacher's, and their top-1 agreement, as {prefix}_accuracy,
     teacher_{prefix}_accuracy, {prefix}_agreement."""
 
     def measures(batch: dict, training: bool) -> dict:
         logits = model(batch["x"], training=False)
-        return {"accuracy": accuracy(batch["y"], logits), "teacher": accuracy(batch["y"], batch["t"]),
-                "agreement": agreement(logits, batch["t"])}
+        return {"accuracy": accuracy(batch["y"], logits), "teacher": accuracy(batch["y"], batch["teacher_logits"]),
+                "agreement": agreement(logits, batch["teacher_logits"])}
 
     out = Evaluator(measures).evaluate(arrays)
     return {f"{prefix}_accuracy": out["accuracy"], f"teacher_{prefix}_accuracy": out["teacher"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from omegaconf import MISSING
+
 from src.schema.core import require, require_choice
 
 LAYERWISE_OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout")
@@ -12,13 +14,8 @@ SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": 
 OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS) + ("batchnorm",)  # batchnorm: no stats (src/datafree/batchnorm.py)
 SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
 LAYER_WEIGHTINGS = ("equal", "width")
-GENERATOR_METHODS = ("dafl", "adversarial")
-# a generator method's published settings (DAFL's and DFAD's MNIST code), where gen.* is null
-GENERATOR_DEFAULTS = {
-    "dafl": {"lr": 0.2, "student_optimizer": "adam", "student_lr": 2e-3, "steps_per_epoch": 120, "student_steps": 1},
-    "adversarial": {"lr": 1e-3, "student_optimizer": "sgd", "student_lr": 0.01, "steps_per_epoch": 50,
-                    "student_steps": 5},
-}
+GENERATOR_METHODS = ("dafl", "adversarial")  # conf/generator/<method>.yaml holds each one's published settings
+GENERATOR_STUDENT_OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
@@ -56,29 +53,25 @@ class OptimizeConfig:
 
 @dataclass
 class GeneratorConfig:
-    """procedure=datafree_distill (src/datafree/generator.py); null = the method's published value."""
-    method: str = "dafl"  # dafl | adversarial (DFAD / ZSKT)
+    """procedure=datafree_distill (src/datafree/generator.py). The method and its published
+    settings come together from the group conf/generator (generator=dafl|adversarial)."""
+    method: str = MISSING
+    published: str = MISSING  # the conf/generator option the settings below come from
+    steps_per_epoch: int = MISSING
+    lr: float = MISSING  # the generator's Adam
+    student_optimizer: str = MISSING
+    student_lr: float = MISSING
+    student_steps: int = MISSING  # student steps per generator step
     epochs: int = 10  # a CPU budget; the papers' MNIST budgets: experiment=dafl_gpu, dfad_gpu
-    steps_per_epoch: Optional[int] = None  # dafl 120, adversarial 50
     batch_size: int = 128  # DAFL and DFAD: 512 on MNIST
     latent_dim: int = 100
     width: int = 32  # channels of the generator's first conv (the second has half); the papers': 128
-    lr: Optional[float] = None  # generator Adam: dafl 0.2, adversarial 1e-3
-    student_optimizer: Optional[str] = None  # dafl adam, adversarial sgd (momentum 0.9)
-    student_lr: Optional[float] = None  # dafl 2e-3, adversarial 0.01
-    student_steps: Optional[int] = None  # student steps per generator step: dafl 1, adversarial 5
     oh: float = 1.0  # dafl: one-hot loss weight
     a: float = 0.1  # dafl: activation loss weight
     ie: float = 5.0  # dafl: information-entropy loss weight
     temperature: float = 1.0  # dafl: the student's KD temperature
     feature_layer: Optional[str] = None  # dafl: the teacher layer of the activation loss; null = the output layer's input
     pool: int = 1024  # generated inputs (fixed noise) on which teacher-student agreement is measured each epoch
-
-
-def generator_setting(gen, key: str):
-    """gen.<key>, or the method's published value when it is null."""
-    value = gen[key]
-    return GENERATOR_DEFAULTS[gen.method][key] if value is None else value
 
 
 def check(cfg) -> None:
@@ -104,14 +97,16 @@ def check(cfg) -> None:
     require(op.roll >= 0, f"optimize.roll={op.roll}: a number of pixels >= 0")
     gen = cfg.generator
     require_choice(gen.method, GENERATOR_METHODS, "generator.method")
+    require(gen.method == gen.published,
+            f"generator.method={gen.method} with the {gen.published} settings: choose a method and its published "
+            f"settings together, generator={gen.method}")
     require(min(gen.epochs, gen.batch_size, gen.latent_dim, gen.pool) >= 1 and gen.width >= 2,
             "generator.epochs, batch_size, latent_dim and pool must be >= 1, generator.width >= 2")
     for key in ("steps_per_epoch", "student_steps"):
-        require(gen[key] is None or gen[key] >= 1, f"generator.{key}={gen[key]}: >= 1, or null (the method's)")
+        require(gen[key] >= 1, f"generator.{key}={gen[key]}: >= 1")
     for key in ("lr", "student_lr"):
-        require(gen[key] is None or gen[key] > 0, f"generator.{key}={gen[key]}: > 0, or null (the method's)")
-    require(gen.student_optimizer in (None, "adam", "sgd"),
-            f"generator.student_optimizer={gen.student_optimizer}: adam, sgd, or null (the method's)")
+        require(gen[key] > 0, f"generator.{key}={gen[key]}: > 0")
+    require_choice(gen.student_optimizer, GENERATOR_STUDENT_OPTIMIZERS, "generator.student_optimizer")
     require(gen.temperature > 0, f"generator.temperature={gen.temperature}: must be > 0")
     require(op.out_of_band >= 0, f"optimize.out_of_band={op.out_of_band}: a weight >= 0 (0 = only the kept "
                                  f"coefficients, 1 = the paper's vertex-domain loss)")

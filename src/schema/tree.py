@@ -1,15 +1,18 @@
 """Typed `tree.*` settings of the tree_distill procedure (soft decision tree), and their range checks.
 
-TensorFlow-free. Training settings left at null fall back to `train.*` (which also trains the teacher); `tree.epochs` has its own
-default (60: the distilled tree needs the longer schedule, measured) and `debug=smoke`
-sets it to 1.
+TensorFlow-free. The tree's training settings are its own keys, so one optimizer factory
+builds the tree's optimizer from them; all but `tree.epochs` and `tree.lr` interpolate
+`train.*` (which also trains the teacher), so `--cfg job --resolve` shows the effective
+values. `debug=smoke` sets `tree.epochs` to 1.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from src.schema.core import require
+from omegaconf import II
+
+from src.schema.core import LR_SCHEDULES, OPTIMIZERS, require, require_choice
 
 BETA_MODES = ("per_node", "shared", "fixed")
 PREDICT = ("max_path", "mixture")
@@ -37,10 +40,15 @@ class TreeConfig:
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
     sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
-    epochs: Optional[int] = 60  # null = train.epochs; hard labels peak early, soft targets keep improving
-    batch_size: Optional[int] = None  # null = train.batch_size
-    lr: Optional[float] = 0.03  # null = train.lr; chosen on validation among 0.003-0.1 (BENCHMARKS.md)
-    early_stopping: Optional[int] = None  # null = train.early_stopping
+    epochs: int = 60  # hard labels peak early, soft targets keep improving (docs/tree_distill.md)
+    lr: float = 0.03  # chosen on validation (docs/tree_distill.md)
+    batch_size: int = II("train.batch_size")
+    early_stopping: int = II("train.early_stopping")
+    optimizer: str = II("train.optimizer")
+    lr_schedule: str = II("train.lr_schedule")
+    lr_milestones: list[int] = II("train.lr_milestones")
+    lr_decay: float = II("train.lr_decay")
+    max_steps: Optional[int] = II("train.max_steps")
     gif: bool = True  # draw the tree after every epoch and assemble learning.gif
     explain: ExplainConfig = field(default_factory=ExplainConfig)
 
@@ -52,23 +60,22 @@ def check(cfg) -> None:
     require(t.depth <= MAX_DEPTH, f"tree.depth={t.depth}: 2^{t.depth} leaves cannot fit in any memory "
                                 f"(use tree.depth<=12; the paper uses 8)")
     require(t.beta > 0, f"tree.beta={t.beta}: the inverse temperature must be > 0 (e.g. tree.beta=1)")
-    require(t.beta_mode in BETA_MODES, f"tree.beta_mode={t.beta_mode!r} is not one of {', '.join(BETA_MODES)}")
-    require(t.predict in PREDICT, f"tree.predict={t.predict!r} is not one of {', '.join(PREDICT)}")
-    require(t.labels in LABELS, f"tree.labels={t.labels!r} is not one of {', '.join(LABELS)}")
+    require_choice(t.beta_mode, BETA_MODES, "tree.beta_mode")
+    require_choice(t.predict, PREDICT, "tree.predict")
+    require_choice(t.labels, LABELS, "tree.labels")
     require(t.penalty_strength >= 0, f"tree.penalty_strength={t.penalty_strength}: must be >= 0 (0 = no penalty)")
     require(0 < t.penalty_decay <= 1, f"tree.penalty_decay={t.penalty_decay}: must be in (0, 1] (the paper: 0.5)")
     require(t.penalty_window >= 1, f"tree.penalty_window={t.penalty_window}: a window of at least 1 batch "
                                  f"(1 = the root uses only the current batch)")
     require(t.temperature > 0, f"tree.temperature={t.temperature}: must be > 0 (e.g. tree.temperature=2)")
     require(0 <= t.soft_weight <= 1, f"tree.soft_weight={t.soft_weight}: a weight in [0, 1]")
-    require(t.epochs is None or t.epochs >= 1, f"tree.epochs={t.epochs}: at least 1, or null for train.epochs")
-    require(t.batch_size is None or t.batch_size >= 1,
-          f"tree.batch_size={t.batch_size}: at least 1, or null for train.batch_size")
-    require(t.lr is None or t.lr > 0, f"tree.lr={t.lr}: must be > 0, or null for train.lr")
-    require(t.early_stopping is None or t.early_stopping >= 0,
-          f"tree.early_stopping={t.early_stopping}: patience in epochs (0 = off), or null for train.early_stopping")
-    patience = cfg.train.early_stopping if t.early_stopping is None else t.early_stopping
-    require(not (patience and cfg.train.val_split == 0),
+    require(t.epochs >= 1, f"tree.epochs={t.epochs}: at least 1")
+    require(t.batch_size >= 1, f"tree.batch_size={t.batch_size}: at least 1")
+    require(t.lr > 0, f"tree.lr={t.lr}: must be > 0")
+    require(t.early_stopping >= 0, f"tree.early_stopping={t.early_stopping}: patience in epochs (0 = off)")
+    require_choice(t.optimizer, OPTIMIZERS, "tree.optimizer")
+    require_choice(t.lr_schedule, LR_SCHEDULES, "tree.lr_schedule")
+    require(not (t.early_stopping and cfg.train.val_split == 0),
           "tree early stopping needs a validation split: set train.val_split (e.g. 0.1) or tree.early_stopping=0")
     require(cfg.procedure.name != "tree_distill" or cfg.distribute == "none",
             f"distribute={cfg.distribute} with tree_distill: the balancing penalty's running sums are batch "

@@ -21,7 +21,7 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
     layer = tree_layer(model)
     arrays = {"x": x, "y": y}
     if teacher_logits is not None:
-        arrays["t"] = teacher_logits
+        arrays["teacher_logits"] = teacher_logits
 
     def measures(batch: dict, training: bool) -> dict:
         routed = route(model, batch["x"])
@@ -29,8 +29,8 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
         for rule in ("max_path", "mixture"):
             logits = layer.logits(routed, rule)
             out[rule] = accuracy(batch["y"], logits)
-            if "t" in batch:
-                out[f"{rule}_agreement"] = agreement(logits, batch["t"])
+            if "teacher_logits" in batch:
+                out[f"{rule}_agreement"] = agreement(logits, batch["teacher_logits"])
         return out
 
     out = Evaluator(measures).evaluate(arrays)

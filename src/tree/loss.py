@@ -52,7 +52,7 @@ def balance_penalty(log_inner, log_right, weights, decay, num, den):
 
 
 def tree_loss(model, *, penalty_strength: float, penalty_decay: float, penalty_window: float):
-    """loss_fn for src.fit.Fitter over batches {"x", "t" (target distributions), "y"}.
+    """loss_fn for src.fit.Fitter over batches {"x", "targets" (target distributions), "y"}.
 
     Training steps fold the batch into the running sums (kept in the tree layer, so they
     are checkpointed and saved); evaluation reads them but leaves them alone.
@@ -63,7 +63,7 @@ def tree_loss(model, *, penalty_strength: float, penalty_decay: float, penalty_w
 
     def loss_fn(batch: dict, training: bool) -> dict:
         routed = route(model, batch["x"])
-        leaf = leaf_cross_entropy(routed["log_leaf"], routed["log_q"], tf.cast(batch["t"], tf.float32))
+        leaf = leaf_cross_entropy(routed["log_leaf"], routed["log_q"], tf.cast(batch["targets"], tf.float32))
         penalty, right, mass = balance_penalty(routed["log_inner"], routed["log_right"], weights, decay,
                                                layer.balance_num, layer.balance_den)
         if training:

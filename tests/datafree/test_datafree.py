@@ -2,6 +2,8 @@
 their output."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -38,9 +40,11 @@ def test_stats_match_numpy_on_the_same_activations(make_cfg):
     assert "cov/fc1" not in stats.files
 
 
-def test_unknown_layer_lists_the_teachers_layers(make_cfg):
-    with pytest.raises(ArtifactError, match="no layer 'fc9'.*fc1_relu"):
-        compute_stats.run(make_cfg("procedure=compute_stats", "model=hinton800", "stats.layers=[fc1,fc9]", *FAST))
+def test_unknown_layer_lists_the_teachers_layers_before_the_teacher_trains(make_cfg):
+    cfg = make_cfg("procedure=compute_stats", "model=hinton800", "stats.layers=[fc1,fc9]", *FAST)
+    with pytest.raises(ConfigError, match="stats.layers: the teacher hinton800 has no layer fc9; .*fc1_relu"):
+        compute_stats.run(cfg)
+    assert not list(Path(cfg.paths.runs).rglob("DONE"))
 
 
 def test_stats_of_another_teacher_are_never_reused(make_cfg):

@@ -84,7 +84,7 @@ def test_the_adversarial_step_moves_both_and_reports_the_discrepancy():
 
 @pytest.mark.parametrize("method", ["dafl", "adversarial"])
 def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
-    cfg = make_cfg("procedure=datafree_distill", f"generator.method={method}", *FAST)
+    cfg = make_cfg("procedure=datafree_distill", f"generator={method}", *FAST)
     metrics = datafree_distill.run(cfg)
     run = datafree_distill.artifact(cfg)
     assert run.is_done() and metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
@@ -95,32 +95,31 @@ def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
     assert metrics["generated_classes"] == covered and metrics["missing_classes"] == 10 - covered
 
 
-def test_the_summary_warns_when_the_generator_misses_classes(capsys, make_cfg):
+def test_the_summary_warns_when_the_generator_misses_classes(make_cfg):
     cfg = make_cfg("procedure=datafree_distill", *FAST)
     metrics = {"teacher_test_accuracy": 0.9, "test_accuracy": 0.1, "fraction_of_teacher": 0.11,
                "generated_agreement": 1.0, "generated_classes": 1, "missing_classes": 9}
-    datafree_distill._print_summary(cfg, metrics, datafree_distill.artifact(cfg))
-    assert "only 1 of 10 classes" in capsys.readouterr().out
-    datafree_distill._print_summary(cfg, {**metrics, "generated_classes": 10, "missing_classes": 0},
-                                    datafree_distill.artifact(cfg))
-    assert "warning" not in capsys.readouterr().out
+    _, notes = datafree_distill.summary(cfg, metrics)
+    assert any("only 1 of 10 classes" in note for note in notes)
+    _, notes = datafree_distill.summary(cfg, {**metrics, "generated_classes": 10, "missing_classes": 0})
+    assert not any("warning" in note for note in notes)
 
 
 def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
-    import procedures.datafree_distill as procedure
+    import src.loop as loop
     cfg = make_cfg("procedure=datafree_distill", *FAST)
-    real = procedure.report_epoch
+    real = loop.report_epoch
 
     def killed_after_epoch_1(row, verbose, writer):
         real(row, verbose, writer)
         if row["epoch"] == 2 and "generated_agreement" in row:
             raise KeyboardInterrupt  # before epoch 2's checkpoint
 
-    monkeypatch.setattr(procedure, "report_epoch", killed_after_epoch_1)
+    monkeypatch.setattr(loop, "report_epoch", killed_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):
         datafree_distill.run(cfg)
     assert not datafree_distill.artifact(cfg).is_done()
-    monkeypatch.setattr(procedure, "report_epoch", real)
+    monkeypatch.setattr(loop, "report_epoch", real)
     resumed = datafree_distill.run(cfg)
     assert resumed["resumed_from_epoch"] == 1
     whole = datafree_distill.run(make_cfg("procedure=datafree_distill", *FAST, "paths.runs=" + str(

@@ -11,7 +11,7 @@ import tensorflow as tf
 import models
 from procedures import compute_stats, distill, optimize_dataset
 from procedures._upstream import load_data
-from src.errors import ArtifactError
+from src.errors import ConfigError
 
 FAST = ["optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20"]
 
@@ -55,7 +55,7 @@ def test_stats_on_named_layers_add_the_output_divided_by_the_temperature(make_cf
 
 
 def test_an_unknown_layer_lists_the_outsider_s_layers(make_cfg, outsider):
-    with pytest.raises(ArtifactError, match="no layer 'logits'; its layers are: pixels, flat, hidden_a, "):
+    with pytest.raises(ConfigError, match="stats.layers: the teacher outsider has no layer logits; its layers are: pixels, flat, hidden_a, "):
         compute_stats.run(make_cfg("procedure=compute_stats", f"teacher.path={outsider}", "stats.layers=[logits]",
                                    *FAST))
 

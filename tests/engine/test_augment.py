@@ -150,10 +150,10 @@ def test_mixup_alpha_must_be_positive(make_cfg):
 
 
 def test_teacher_augment_keeps_one_teacher_for_students_with_and_without_mixup(make_cfg):
-    from procedures import train
-    plain = train.model_identity(make_cfg("procedure=distill"), None)
-    assert train.model_identity(make_cfg("procedure=distill", "augment=mixup", "teacher.augment=none"), None) == plain
-    assert train.model_identity(make_cfg("procedure=distill", "augment=mixup"), None) != plain
+    from procedures._upstream import model_identity
+    plain = model_identity(make_cfg("procedure=distill"), None)
+    assert model_identity(make_cfg("procedure=distill", "augment=mixup", "teacher.augment=none"), None) == plain
+    assert model_identity(make_cfg("procedure=distill", "augment=mixup"), None) != plain
 
 
 def test_unknown_teacher_augment_is_rejected(make_cfg):

@@ -20,7 +20,8 @@ from src import runtime
 runtime.split_cpu(2)
 import keras, numpy as np, tensorflow as tf
 import models
-from src.fit import Fitter, make_optimizer
+from src.fit import Fitter
+from src.optim import make_optimizer
 from src.losses import classifier_loss
 
 rng = np.random.default_rng(0)
@@ -90,7 +91,7 @@ def test_mixed_precision_smoke(make_cfg, precision):
         metrics = train.run(cfg)
         assert metrics["test_accuracy"] == pytest.approx(stored_accuracy(cfg, train.artifact(cfg).dir), abs=1e-3)
         assert metrics["final_loss"] == metrics["final_loss"]  # not NaN
-        from src.fit import make_optimizer
+        from src.optim import make_optimizer
         wrapped = isinstance(make_optimizer("adam", 1e-3), keras.optimizers.LossScaleOptimizer)
         assert wrapped == (precision == "mixed_float16")
         model = keras.models.load_model(train.artifact(cfg).file("model.keras"))
@@ -107,7 +108,8 @@ def test_xla_path_runs_on_cpu(make_cfg):
     import tensorflow as tf
 
     from src import runtime
-    from src.fit import Fitter, make_optimizer
+    from src.fit import Fitter
+    from src.optim import make_optimizer
     from src.losses import classifier_loss
     assert runtime.use_xla(make_cfg("jit_compile=true")) and not runtime.use_xla(make_cfg("jit_compile=false"))
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
@@ -163,7 +165,7 @@ def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path):
     assert all("distribute=multi_worker: 2 replicas in sync" in out for out in outputs)
     chief_runs = list((tmp_path / "runs").glob("synthetic/train/*/DONE"))
     assert len(chief_runs) == 1
-    assert f"-> {tmp_path / 'runs'}" in outputs[0] and f"-> {tmp_path / 'runs'}" not in outputs[1]
+    assert f"artifacts: {tmp_path / 'runs'}" in outputs[0] and f"artifacts: {tmp_path / 'runs'}" not in outputs[1]
     single = _run(*common, f"paths.runs={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr[-2000:]
     together = read_json(chief_runs[0].parent / "metrics.json")

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 import models
 from src.errors import TrainingDiverged
-from src.fit import Fitter, make_optimizer, steps_per_epoch
+from src.fit import Fitter
+from src.optim import make_optimizer, steps_per_epoch
 from src.history import read_rows
 from src.losses import classifier_loss
 from src.runstore import locate

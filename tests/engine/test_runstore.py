@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from src.runstore import KEY_VERSION, Run, atomic_write, finished_runs, is_done, key_hash, locate, write_json
+from src.runstore import KEY_VERSION, Run, atomic_write, finished_runs, is_done, key_hash, locate, read_json, write_json
 
 
 def test_hash_ignores_key_order_and_is_stable():
@@ -29,8 +29,8 @@ def test_different_config_different_folder(tmp_path):
 def _finished(tmp_path, key=None) -> Run:
     run = locate(tmp_path, "d", "train", "m", key or {"seed": 0})
     run.start({"seed": 0})
-    run.file("model.keras").write_bytes(b"x" * 100)
-    run.finish({"test_accuracy": 0.5}, ["model.keras"])
+    run.write("model.keras", lambda tmp: tmp.write_bytes(b"x" * 100))
+    run.finish({"test_accuracy": 0.5})
     return run
 
 
@@ -64,11 +64,18 @@ def test_corrupt_manifest_is_not_finished(tmp_path):
     assert not run.is_done()
 
 
-def test_finish_refuses_missing_artifact(tmp_path):
+def test_manifest_lists_every_result_file_and_no_bookkeeping(tmp_path):
     run = locate(tmp_path, "d", "train", "m", {"seed": 0})
     run.start({"seed": 0})
-    with pytest.raises(FileNotFoundError):
-        run.finish({}, ["model.keras"])
+    run.write("samples/epoch-001.png", lambda tmp: tmp.write_bytes(b"png"))
+    run.write("model.keras", lambda tmp: tmp.write_bytes(b"k"))
+    for bookkeeping in ("ckpt/checkpoint", "tensorboard/events", ".tmp-1-model.keras", ".lock"):
+        run.file(bookkeeping).parent.mkdir(parents=True, exist_ok=True)
+        run.file(bookkeeping).write_bytes(b"x")
+    run.finish({})
+    files = read_json(run.file("DONE"))["files"]
+    assert sorted(files) == ["config.yaml", "key.json", "metrics.json", "model.keras", "samples/epoch-001.png"]
+    run.file("samples/epoch-001.png").unlink()  # a figure lost after the fact unmarks the run
     assert not run.is_done()
 
 

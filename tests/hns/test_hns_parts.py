@@ -132,7 +132,8 @@ def test_reinforce_trains_the_hider_through_the_joint_loss():
 
 
 def test_slope_grows_by_rate_per_epoch_and_evaluation_does_not_advance_it():
-    from src.fit import Fitter, make_optimizer
+    from src.fit import Fitter
+    from src.optim import make_optimizer
     steps = 5
     factor = masks.slope_factor(0.5, steps)
     assert factor ** steps == pytest.approx(1.5)

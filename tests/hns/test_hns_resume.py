@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from procedures import hns_train
-from src import fit
+from src import checkpoint
 from src.history import read_rows
 
 # 57 training examples in batches of 8: 7 steps per epoch. patience=2 on raw per-step
@@ -98,16 +98,16 @@ def test_killed_joint_run_resumes_like_an_uninterrupted_one(make_cfg, tmp_path, 
     and replaces the stale row."""
     straight_cfg = make_cfg(*TINY, f"paths.runs={tmp_path / 'straight'}")
     cfg = make_cfg(*TINY, f"paths.runs={tmp_path / 'killed'}")
-    write_rows = fit.write_rows
+    write_rows = checkpoint.write_rows
     joint = hns_train.artifact(straight_cfg).dir
 
     def write_then_kill(path, rows):
         write_rows(path, rows)
         if len(rows) == 3 and path.parent == joint:
             _kill_copy(path.parent, cfg)
-    monkeypatch.setattr(fit, "write_rows", write_then_kill)
+    monkeypatch.setattr(checkpoint, "write_rows", write_then_kill)
     straight = hns_train.run(straight_cfg)
-    monkeypatch.setattr(fit, "write_rows", write_rows)
+    monkeypatch.setattr(checkpoint, "write_rows", write_rows)
     assert straight["resumed_from_epoch"] == 0
     _alpha_moves_every_epoch(straight_cfg)
 

@@ -136,23 +136,23 @@ def test_dropout_overrides_change_the_keys(make_cfg):
 def test_dkd_warms_up_by_epoch_through_the_fit_loop_and_resumes(make_cfg, monkeypatch):
     """DKD's factor is epoch / warmup in every step of an epoch: read from the optimizer's
     step count, so a run killed after epoch 2 goes on at 3 / warmup."""
-    import src.fit
+    import src.loop
     from src.history import read_rows
     cfg = make_cfg("procedure=distill", "distill.method=dkd", "distill.dkd.warmup=4", "distill.baseline=false",
                    "train.epochs=3")
-    real_report = src.fit.report_epoch
+    real_report = src.loop.report_epoch
 
     def killed_in_epoch_3(row, verbose, writer):
         if row["epoch"] == 3 and "dkd_warmup" in row:  # the student's fit, not the teacher's
             raise KeyboardInterrupt
         real_report(row, verbose, writer)
 
-    monkeypatch.setattr(src.fit, "report_epoch", killed_in_epoch_3)
+    monkeypatch.setattr(src.loop, "report_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         distill.run(cfg)
     history = distill.artifact(cfg).dir / "history.csv"
     assert [row["dkd_warmup"] for row in read_rows(history)] == pytest.approx([0.25, 0.5])
-    monkeypatch.setattr(src.fit, "report_epoch", real_report)
+    monkeypatch.setattr(src.loop, "report_epoch", real_report)
     assert distill.run(cfg)["resumed_from_epoch"] == 2
     assert [row["dkd_warmup"] for row in read_rows(history)] == pytest.approx([0.25, 0.5, 0.75])
 

@@ -9,6 +9,7 @@ import pytest  # noqa: E402
 
 import models  # noqa: E402
 from models import NAMES, ModelError, activation_layers, build, output_layer  # noqa: E402
+from src.schema.core import MODEL_INITS  # noqa: E402
 
 MNIST = (28, 28, 1)
 EXPECTED_ACTIVATIONS = {
@@ -28,7 +29,6 @@ def _batch(shape, n=4, seed=0):
 def test_names():
     assert NAMES == ("hinton1200", "hinton800", "lenet", "lenet_half", "convnet", "resnet20", "resnet56",
                      "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2")
-    assert models.INITS == ("default", "paper")
 
 
 @pytest.mark.parametrize("name", MNIST_MODELS)
@@ -155,7 +155,7 @@ def test_convnet_paper_equals_default():
         np.testing.assert_array_equal(wa, wb)
 
 
-@pytest.mark.parametrize("init", models.INITS)
+@pytest.mark.parametrize("init", MODEL_INITS)
 def test_build_is_deterministic_under_seed(init):
     weights = []
     for _ in range(2):

@@ -108,10 +108,25 @@ def test_teacher_of_another_shape_is_refused(make_cfg):
 def test_teacher_from_another_dataset_is_refused(make_cfg):
     train.run(make_cfg("procedure=train", "model=hinton800"))
     path = train.artifact(make_cfg("procedure=train", "model=hinton800")).dir  # trained on synthetic
-    with pytest.raises(ArtifactError, match="trained on synthetic.*distils on mnist_sample"):
+    with pytest.raises(ArtifactError, match="trained on synthetic, but this run uses mnist_sample"):
         tree_distill.run(make_cfg(*TREE, "dataset=mnist_sample", f"teacher.path={path}"))
 
 
 def test_default_teacher_is_convnet_and_model_overrides_it():
     assert compose_config("procedure=tree_distill").model.name == "convnet"
     assert compose_config("procedure=tree_distill", "model=lenet").model.name == "lenet"
+
+
+def test_the_step_schedule_reaches_the_tree(make_cfg, monkeypatch):
+    """train.lr_schedule=step drops the tree's rate at the milestone: the tree's optimizer
+    comes from the one factory, with tree.* settings that interpolate train.*."""
+    built = []
+    real = tree_distill.optimizer_for
+    monkeypatch.setattr(tree_distill, "optimizer_for", lambda *args: built.append(real(*args)) or built[-1])
+    cfg = make_cfg("procedure=tree_distill", "tree.labels=hard", "tree.depth=2", "tree.epochs=2", "tree.gif=false",
+                   "tree.lr=0.05", "train.lr_schedule=step", "train.lr_milestones=[1]", "train.lr_decay=0.1")
+    assert cfg.tree.lr_milestones == [1] and tree_distill.artifact(cfg).key["fit"]["lr_schedule"] == "step"
+    tree_distill.run(cfg)
+    schedule = built[0].learning_rate if callable(built[0].learning_rate) else built[0]._learning_rate
+    steps = int(built[0].iterations.numpy()) // 2  # two epochs of equal length
+    assert float(schedule(steps - 1)) == pytest.approx(0.05) and float(schedule(steps)) == pytest.approx(0.005)

@@ -35,7 +35,7 @@ def test_depth_one_loss_by_hand():
     x = np.array([[1.0], [-2.0]], "float32")
     t = np.array([[1.0, 0.0], [0.3, 0.7]], "float32")
     loss_fn = tree_loss(model, penalty_strength=2.0, penalty_decay=0.5, penalty_window=1.0)
-    out = loss_fn({"x": x, "t": t, "y": np.array([0, 1])}, False)
+    out = loss_fn({"x": x, "targets": t, "y": np.array([0, 1])}, False)
 
     p = sigmoid(np.array([1.5, -1.5]))  # right-branch probabilities
     log_q = np.log(softmax(np.array([[1.0, 0.0], [0.0, 2.0]])))
@@ -62,7 +62,7 @@ def test_depth_two_penalty_weights_by_hand():
     weights = 0.7 * 0.25 ** np.array([0, 1, 1])
     expected = np.sum(weights * -(0.5 * np.log(alpha) + 0.5 * np.log(1 - alpha)))
     out = tree_loss(model, penalty_strength=0.7, penalty_decay=0.25, penalty_window=1.0)(
-        {"x": x, "t": np.full((3, 2), 0.5, "float32"), "y": np.zeros(3)}, False)
+        {"x": x, "targets": np.full((3, 2), 0.5, "float32"), "y": np.zeros(3)}, False)
     assert float(out["penalty"]) == pytest.approx(expected, rel=1e-5)
     np.testing.assert_allclose(node_weights(2, 0.7, 0.25), weights, rtol=1e-6)
 
@@ -73,7 +73,7 @@ def test_penalty_has_a_gradient():
     layer = tree_layer(model)
     loss_fn = tree_loss(model, penalty_strength=1.0, penalty_decay=0.5, penalty_window=4.0)
     x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
-    batch = {"x": x, "t": np.full((16, 3), 1 / 3, "float32"), "y": np.zeros(16)}
+    batch = {"x": x, "targets": np.full((16, 3), 1 / 3, "float32"), "y": np.zeros(16)}
     with tf.GradientTape() as tape:
         penalty = loss_fn(batch, True)["penalty"]
     grads = tape.gradient(penalty, [layer.kernel, layer.bias, layer.log_beta])
@@ -87,7 +87,7 @@ def test_penalty_gradient_by_hand_and_by_finite_differences():
     model = tiny()
     layer = tree_layer(model)
     x = np.array([[1.0], [-2.0], [0.5]], "float32")
-    batch = {"x": x, "t": np.full((3, 2), 0.5, "float32"), "y": np.zeros(3)}
+    batch = {"x": x, "targets": np.full((3, 2), 0.5, "float32"), "y": np.zeros(3)}
     loss_fn = tree_loss(model, penalty_strength=2.0, penalty_decay=0.5, penalty_window=1.0)
 
     def penalty() -> float:
@@ -112,7 +112,7 @@ def test_running_sums_update_only_in_training():
     layer = tree_layer(model)
     loss_fn = tree_loss(model, penalty_strength=1.0, penalty_decay=0.5, penalty_window=2.0)
     x = np.array([[1.0], [-2.0]], "float32")
-    batch = {"x": x, "t": np.eye(2, dtype="float32"), "y": np.array([0, 1])}
+    batch = {"x": x, "targets": np.eye(2, dtype="float32"), "y": np.array([0, 1])}
     p = sigmoid(np.array([1.5, -1.5]))
     loss_fn(batch, False)
     assert layer.balance_den.numpy()[0] == 0.0  # evaluation leaves the sums alone
@@ -136,8 +136,8 @@ def test_leaf_loss_pairs_each_example_with_its_own_target():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(5, 4)).astype("float32")
     t = np.eye(3, dtype="float32")[[0, 2, 1, 1, 0]]
-    batch = float(loss_fn({"x": x, "t": t, "y": np.zeros(5)}, False)["leaf_loss"])
-    singles = [float(loss_fn({"x": x[i:i + 1], "t": t[i:i + 1], "y": np.zeros(1)}, False)["leaf_loss"])
+    batch = float(loss_fn({"x": x, "targets": t, "y": np.zeros(5)}, False)["leaf_loss"])
+    singles = [float(loss_fn({"x": x[i:i + 1], "targets": t[i:i + 1], "y": np.zeros(1)}, False)["leaf_loss"])
                for i in range(5)]
     assert batch == pytest.approx(np.mean(singles), rel=1e-5)
 

@@ -1,0 +1,77 @@
+"""What a fit keeps in its run folder to resume after a kill: the model and optimizer
+state, the epoch counter, the early-stopping state and the best weights (run/ckpt)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from src.history import read_rows, write_rows
+from src.runstore import Run, atomic_write
+
+
+class TrainingState:
+    """Epoch counter, early-stopping state and checkpoints of one fit, kept in run/ckpt."""
+
+    def __init__(self, model: keras.Model, optimizer, run: Run | None):
+        self.model = model
+        self.run = run
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._best = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+        self._best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch,
+                                              best=self._best, best_epoch=self._best_epoch, wait=self._wait)
+        self.manager = None
+        self._best_in_memory = None
+        if run is not None:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(run.file("ckpt")), max_to_keep=2)
+
+    epoch = property(lambda self: int(self._epoch.numpy()),
+                     lambda self, value: self._epoch.assign(value))
+    wait = property(lambda self: int(self._wait.numpy()))
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.run.file("ckpt") / "best.weights.h5"
+
+    def restore(self) -> list[dict]:
+        """Load the latest checkpoint, if any; return the history up to its epoch."""
+        if self.manager is None or self.manager.latest_checkpoint is None:
+            return []
+        self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        return read_rows(self.run.file("history.csv"))[: self.epoch]
+
+    def observe(self, val_loss: float, epoch: int, keep_best: bool) -> None:
+        if val_loss < float(self._best.numpy()):
+            self._best.assign(val_loss)
+            self._best_epoch.assign(epoch)
+            self._wait.assign(0)
+            if not keep_best:
+                return
+            if self.run is not None:
+                atomic_write(self.best_weights_path, lambda tmp: self.model.save_weights(str(tmp)))
+            else:
+                self._best_in_memory = [w.copy() for w in self.model.get_weights()]
+        else:
+            self._wait.assign_add(1)
+
+    def restore_best(self) -> int | None:
+        """Put the best-on-validation weights back into the model; return that epoch."""
+        if self.run is not None and self.best_weights_path.exists():
+            self.model.load_weights(str(self.best_weights_path))
+        elif self._best_in_memory is not None:
+            self.model.set_weights(self._best_in_memory)
+        else:
+            return None
+        return int(self._best_epoch.numpy())
+
+    def save(self, history: list[dict]) -> None:
+        """History first, then the checkpoint that points at it: a kill in between only
+        repeats one epoch."""
+        if self.run is None:
+            return
+        write_rows(self.run.file("history.csv"), history)
+        self.manager.save(checkpoint_number=self.epoch)
