@@ -55,6 +55,7 @@ from src.tables import format_table
 log = logging.getLogger(__name__)
 REPORT = {
     "hns_train": {
+        "headline": "fii",
         "settings": ["hns.mode", "hns.hider", "hns.seeker", "hns.stochastic", "hns.estimator", "hns.rate", "hns.alpha",
                      "hns.init", "train.epochs", "train.batch_size"],
         "metrics": ["val_fii", "fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from procedures._upstream import (load_data, model_identity, model_label, upstream, upstream_config, upstream_run,
                                   upstream_teacher)
 from src import runtime
-from src.datafree.batchnorm import BATCHNORM, batchnorm_layers
+from src.datafree.batchnorm import batchnorm_layers
 from src.datafree.objectives import default_lr, make_objective
 from src.datafree.plots import sample_grid_png
 from src.datafree.priors import make_prior, make_view
@@ -33,7 +33,7 @@ from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
 from src.datafree.statistics import check_class_counts
 from src.fit import predict_logits
 from src.runstore import Run, is_done, locate, read_json
-from src.schema.datafree import SPECTRAL_GRAPHS
+from src.schema.datafree import BATCHNORM, SPECTRAL_GRAPHS
 from src.tables import print_summary
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def columns(procedure: str, folder_name: str | None = None) -> dict:
-    """The settings and metrics a procedure's rows show, in column order, as the procedure
-    module declares them (REPORT, keyed by the run-store folder it writes: hns_train also
-    writes its stages'). Empty when it declares none for that folder: every scalar then."""
+    """The settings and metrics a procedure's rows show, in column order, and the headline
+    of its sweeps when it is not test_accuracy, as the procedure module declares them
+    (REPORT, keyed by the run-store folder it writes: hns_train also writes its stages').
+    Empty when it declares none for that folder: every scalar then."""
     if not (Path(__file__).parent / f"{procedure}.py").exists():
         return {}
     return getattr(upstream(procedure), "REPORT", {}).get(folder_name or procedure, {})
@@ -70,7 +71,7 @@ def run_sweep(cfg: DictConfig) -> dict:
     """One row per job of a Hydra sweep folder, and the headline metric plotted against
     each swept key (<sweep>/sweep_<metric>.png)."""
     folder = Path(cfg.report.sweep)
-    rows, swept, headline = sweep.collect(folder)
+    rows, swept, headline = sweep.collect(folder, lambda procedure: columns(procedure).get("headline"))
     table = format_table([_sweep_columns(row, swept, headline) for row in rows], cfg.report.format)
     summary = sweep.over_seeds(rows, swept, _metric_names(rows, headline), headline) if headline else []
     if summary:  # a second table: the mean over seeds of every setting

@@ -17,7 +17,7 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-from src.schema import Config
+from src.schema import SECTIONS, Config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PLUGIN_LAUNCHERS = "joblib, submitit_local, submitit_slurm (from the installed plugins)"
@@ -51,6 +51,11 @@ def _keys() -> list[str]:
     return lines
 
 
+def _choices() -> list[str]:
+    return [f"  {key}: {', '.join(values)}" for section in SECTIONS
+            for key, values in getattr(section, "CHOICES", {}).items()]
+
+
 def text() -> str:
     groups = [p for p in sorted(CONF.iterdir()) if p.is_dir() and p.name != "hydra"]
     lines = [
@@ -66,6 +71,9 @@ def text() -> str:
         "",
         "Keys (key=value; types are checked, an unknown key is an error):",
         *_keys(),
+        "",
+        "Choices (key: its allowed values):",
+        *_choices(),
         "",
         "Examples:",
         "  python main.py                                     # the main job: teacher, scratch and distilled student",

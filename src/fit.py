@@ -1,9 +1,9 @@
-"""The one fit loop every training procedure uses.
+"""Training on arrays in memory: the Fitter every training procedure uses, and the evaluator.
 
-A procedure hands over a model, a loss function and named arrays; the loop owns the
-rest: shuffling, batching, the compiled step, metrics, progress bar, history.csv,
-TensorBoard, checkpoints and resume, early stopping on the validation split, and
-NaN/Inf detection.
+A procedure hands over a model, a loss function and named arrays; the Fitter shuffles,
+batches and runs the compiled steps, and hands each chunk of steps to the engine's epoch
+loop (src/loop.py: progress bar, history.csv, TensorBoard, checkpoints and resume, NaN/Inf
+detection); it keeps early stopping on the validation split.
 
 Why not `Model.fit`: the data sets here fit in memory, so the loop keeps them as tensors
 and gathers each batch by index inside one compiled function that runs many steps per
@@ -22,8 +22,7 @@ batch is split evenly over the replicas, every replica's loss is divided by the 
 replicas (so the all-reduced SUM of gradients is the gradient of the global-batch mean,
 the same step as on one device), and the metrics are averaged over replicas. That holds
 for losses that are means over examples; a loss built on batch statistics would see only
-its replica's share, so the schema refuses `distribute` for those (tree_distill, and
-hns_train with the adaptive alpha or REINFORCE).
+its replica's share, so the schema refuses `distribute` for the methods that have one.
 """
 from __future__ import annotations
 

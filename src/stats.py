@@ -1,9 +1,9 @@
 """Statistics over seeds: the mean, the standard deviation and the Student-t confidence
 interval of the mean, so that a difference is reported with its noise.
 
-A paired quantity (a gain over the baseline of the same seed, e.g. kd_gain) is already a
-per-seed difference: its interval over seeds is the interval of the paired difference,
-and "better" means that interval excludes 0.
+A paired quantity (a gain over the baseline of the same seed: by convention every metric
+named `*_gain`, e.g. kd_gain) is already a per-seed difference: its interval over seeds is
+the interval of the paired difference, and "better" means that interval excludes 0.
 """
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import math
 import numpy as np
 from scipy import stats
 
-# Gains over a baseline trained with the same seed: their interval is a paired difference.
-PAIRED = ("kd_gain", "val_kd_gain", "distill_gain", "val_distill_gain")
+
+
+def is_paired(metric: str) -> bool:
+    """A gain over a baseline trained with the same seed: its interval is a paired difference."""
+    return metric.endswith("_gain")
 
 
 def seed_interval(values, confidence: float = 0.95) -> dict:

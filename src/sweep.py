@@ -9,12 +9,13 @@ still running, and shows as such.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.runstore import read_json
-from src.stats import PAIRED, excludes_zero, seed_interval
+from src.stats import excludes_zero, is_paired, seed_interval
 
 
 def job_folders(sweep: Path) -> list[Path]:
@@ -34,9 +35,12 @@ def _overrides(job: Path) -> dict[str, str]:
     return dict(item.lstrip("+~").split("=", 1) for item in pairs if "=" in item)
 
 
-def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
+def collect(sweep: Path, headline_of: Callable[[str], str | None] = lambda procedure: None
+            ) -> tuple[list[dict], list[str], str | None]:
     """(rows, swept keys, headline metric). Swept keys: those whose value differs between
-    jobs, plus the sweeper's own parameters (an Optuna key may repeat a value)."""
+    jobs, plus the sweeper's own parameters (an Optuna key may repeat a value). The
+    headline is the sweep's optimized_metric, else headline_of(procedure) (what the
+    procedure declares), else test_accuracy."""
     jobs = job_folders(sweep)
     given = [_overrides(job) for job in jobs]
     keys = list(dict.fromkeys(k for g in given for k in g))
@@ -53,7 +57,8 @@ def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
             row.update(result["metrics"])
             row["run"] = result.get("run")
             config = OmegaConf.load(job / ".hydra" / "config.yaml")
-            headline = headline or config.get("optimized_metric") or _default_headline(result["metrics"])
+            headline = headline or config.get("optimized_metric") or _default_headline(
+                headline_of(result["procedure"]), result["metrics"])
         else:
             row["status"] = "failed or running"
         rows.append(row)
@@ -62,9 +67,9 @@ def collect(sweep: Path) -> tuple[list[dict], list[str], str | None]:
 
 def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline: str) -> list[dict]:
     """When `seed` is swept: one row per setting of the other swept keys, over its finished
-    seeds. Every numeric metric gets its mean; the headline and the paired gains
-    (src.stats.PAIRED) also get the standard deviation and the 95% Student-t interval, and a
-    gain says whether its interval excludes 0. A flag (e.g. hns_train's `collapsed`)
+    seeds. Every numeric metric gets its mean; the headline and the paired gains (every
+    `*_gain`, src.stats.is_paired) also get the standard deviation and the 95% Student-t
+    interval, and a gain says whether its interval excludes 0. A flag (e.g. hns_train's `collapsed`)
     counts the seeds it was true for. Empty when no seed was swept."""
     if "seed" not in swept:
         return []
@@ -77,7 +82,7 @@ def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline:
     for setting, members in groups.items():
         out = {**{k: parse_value(v) for k, v in zip(keys, setting)}, "seeds": len(members)}
         for name in metrics:
-            out.update(_summarise(name, [m.get(name) for m in members], with_interval=name == headline or name in PAIRED))
+            out.update(_summarise(name, [m.get(name) for m in members], with_interval=name == headline or is_paired(name)))
         summary.append(out)
     return summary
 
@@ -92,7 +97,7 @@ def _summarise(name: str, values: list, with_interval: bool) -> dict:
         return {f"{name} mean": interval["mean"]}
     out = {f"{name} mean": interval["mean"], f"{name} std": interval["std"],
            f"{name} ci95 low": interval["low"], f"{name} ci95 high": interval["high"]}
-    if name in PAIRED:
+    if is_paired(name):
         verdict = excludes_zero(interval)
         out[f"{name} vs 0"] = {True: "excludes 0", False: "includes 0", None: "one seed"}[verdict]
     return out
@@ -105,8 +110,8 @@ def _sweeper_params(job: Path) -> list[str]:
     return list(params or [])
 
 
-def _default_headline(metrics: dict) -> str | None:
-    for name in ("fii", "test_accuracy", "accuracy"):  # hns_train's rows have both: FII is its measure
+def _default_headline(declared: str | None, metrics: dict) -> str | None:
+    for name in (declared, "test_accuracy"):
         if name in metrics:
             return name
     return next(iter(metrics), None)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 
-STYLES = ("text", "markdown", "csv")
+from src.schema.core import REPORT_FORMATS
+
+STYLES = ("text", *REPORT_FORMATS)  # text: the console's; the others: report.format
 
 
 def format_table(rows: list[dict], style: str = "text", digits: int = 4) -> str:

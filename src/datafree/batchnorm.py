@@ -19,8 +19,6 @@ import tensorflow as tf
 from src.datafree.reconstruct import start_point
 from src.errors import ArtifactError
 
-BATCHNORM = "batchnorm"
-
 
 def batchnorm_layers(teacher: keras.Model) -> list[keras.layers.BatchNormalization]:
     found = [layer for layer in teacher.layers if isinstance(layer, keras.layers.BatchNormalization)]

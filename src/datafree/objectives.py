@@ -11,14 +11,14 @@ import numpy as np
 import tensorflow as tf
 
 from src.datafree import spectral
-from src.datafree.batchnorm import BATCHNORM, BatchNormObjective
+from src.datafree.batchnorm import BatchNormObjective
 from src.datafree.dropout_chain import DropoutChain
 from src.datafree.gaussian import cholesky_with_jitter, sample
 from src.datafree.reconstruct import relu_mse, start_point
 from src.datafree.statistics import stats_output_layer
 from src.datafree.taps import ActivationTap
 from src.errors import ArtifactError
-from src.schema.datafree import LAYERWISE_OBJECTIVES, SPECTRAL_GRAPHS
+from src.schema.datafree import BATCHNORM, LAYERWISE_OBJECTIVES, SPECTRAL_GRAPHS
 
 
 def default_lr(teacher: keras.Model) -> float:

@@ -27,7 +27,8 @@ from typing import Optional
 
 from src.schema import core, datafree, hns, kd, tree
 from src.schema.core import (DatasetConfig, EvaluateConfig, LoggerConfig, ModelConfig, PathsConfig,
-                             ProcedureConfig, ReportConfig, SuiteConfig, TrainConfig, jit_setting)
+                             ProcedureConfig, ReportConfig, SuiteConfig, TrainConfig, jit_setting, require,
+                             validation_twin)
 from src.schema.datafree import GeneratorConfig, OptimizeConfig, StatsConfig
 from src.schema.hns import HnsConfig
 from src.schema.kd import DistillConfig, TeacherConfig
@@ -59,20 +60,29 @@ class Config:
     force: bool = False
     auto_prereqs: bool = True
     deterministic: bool = False
-    jit_compile: str = "auto"  # auto (XLA on GPU only) | true | false
-    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
-    augment: str = "none"  # none | shift | flip | shift_flip | crop | crop_flip, each also with _mixup, | mixup
+    jit_compile: str = "auto"  # auto = XLA on GPU only
+    precision: str = "float32"
+    augment: str = "none"  # training-time augmentation inside the compiled step (src/augment.py)
     mixup_alpha: float = 1.0  # augment=*mixup: the blend weight ~ Beta(alpha, alpha) (Zhang et al.'s CIFAR value)
-    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG or Slurm)
+    distribute: str = "none"  # mirrored = all local GPUs; multi_worker = TF_CONFIG or Slurm
     logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
     optimized_metric: Optional[str] = None
     tags: list[str] = field(default_factory=list)
 
 
+SECTIONS = (core, kd, datafree, hns, tree)
+# Figures measured on the test split that a sweeper must not choose by (besides test_*),
+# each section naming its own; the validation twin of each is val_ + its name.
+TEST_FIGURES = tuple(name for section in SECTIONS for name in getattr(section, "TEST_FIGURES", ()))
+
+
 def validate(cfg) -> None:
     """Raise ConfigError naming the first setting that cannot work, section by section."""
-    for section in (core, kd, datafree, hns, tree):
+    for section in SECTIONS:
         section.check(cfg)
+    twin = validation_twin(cfg.optimized_metric, TEST_FIGURES) if cfg.optimized_metric else None
+    require(twin is None, f"optimized_metric={cfg.optimized_metric} is measured on the test split, which only reports "
+                          f"the final figure: optimise optimized_metric={twin} (the validation split) instead")
 
 
 def register() -> None:

@@ -21,18 +21,20 @@ GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
 AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "none")
+WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose fit applies train.weight_decay
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
-# Figures measured on the test split that a sweeper must not choose by, and the validation
-# figure to choose by instead (every test_* metric maps to its val_* twin).
-TEST_FIGURES = {"kd_gain": "val_kd_gain", "distill_gain": "val_distill_gain", "fii": "val_fii",
-                "fidelity": "val_fidelity", "interpretability": "val_interpretability", "agreement": "val_agreement"}
+CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
+           "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES, "model.init": MODEL_INITS,
+           "report.format": REPORT_FORMATS, "logger": LOGGERS}  # key -> its allowed values (main.py --help)
 
 
-def validation_twin(metric: str) -> str | None:
-    """The validation metric to optimise instead of `metric`, when `metric` is a test figure."""
+def validation_twin(metric: str, test_figures: tuple[str, ...]) -> str | None:
+    """The validation metric to optimise instead of `metric` when `metric` is measured on
+    the test split: every test_* metric, and the figures a section names in its
+    TEST_FIGURES, whose twin is val_ + the name."""
     if metric.startswith("test_"):
         return "val_" + metric[len("test_"):]
-    return TEST_FIGURES.get(metric)
+    return "val_" + metric if metric in test_figures else None
 
 
 def require(ok: bool, message: str) -> None:
@@ -57,7 +59,7 @@ class ProcedureConfig:
 @dataclass
 class ModelConfig:
     name: str = "lenet"
-    init: str = "default"  # default (Keras) | paper (the reference code's initialisation)
+    init: str = "default"  # default = Keras'; paper = the reference code's initialisation
     dropout: Optional[float] = None  # hinton MLPs: hidden-layer dropout rate; null = the architecture's own
     input_dropout: Optional[float] = None  # hinton MLPs: dropout on the input pixels; null = the architecture's own
 
@@ -80,8 +82,8 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
-    optimizer: str = "adam"  # adam | sgd | rmsprop | adamw
-    lr_schedule: str = "cosine"  # cosine (decay to 0 over the run) | constant | step (x lr_decay at lr_milestones)
+    optimizer: str = "adam"
+    lr_schedule: str = "cosine"  # cosine = decay to 0 over the run; step = x lr_decay at lr_milestones
     lr_milestones: list[int] = field(default_factory=list)  # lr_schedule=step: the epochs after which lr decays
     lr_decay: float = 0.1  # lr_schedule=step: the factor at each milestone
     weight_decay: float = 0.0  # train and distill: coupled L2 (PyTorch SGD's), (wd / 2) * ||w||^2 on every weight
@@ -116,7 +118,7 @@ class ReportConfig:
     procedure: Optional[str] = None
     dataset: Optional[str] = None
     model: Optional[str] = None
-    format: str = "markdown"  # markdown | csv
+    format: str = "markdown"
     output: Optional[str] = None  # also write the table to this file
     sweep: Optional[str] = None  # a multirun folder: one row per job of that sweep instead of the store
 
@@ -130,7 +132,7 @@ class PathsConfig:
 @dataclass
 class LoggerConfig:
     """Where a run's records go besides the run store (which always has history.csv)."""
-    name: str = "tensorboard"  # tensorboard | csv | mlflow | none
+    name: str = "tensorboard"
     tracking_uri: Optional[str] = None  # mlflow: null = the file store <parent of paths.runs>/mlruns
     experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
 
@@ -155,7 +157,7 @@ def check(cfg) -> None:
     require(all(m >= 1 for m in t.lr_milestones), f"train.lr_milestones={list(t.lr_milestones)}: epochs >= 1")
     require(0 < t.lr_decay <= 1, f"train.lr_decay={t.lr_decay}: a factor in (0, 1] (e.g. 0.1)")
     require(t.weight_decay >= 0, f"train.weight_decay={t.weight_decay}: must be >= 0 (e.g. 5e-4)")
-    require(t.weight_decay == 0 or cfg.procedure.name in ("train", "distill", "suite"),
+    require(t.weight_decay == 0 or cfg.procedure.name in WEIGHT_DECAY_PROCEDURES,
             f"train.weight_decay applies to procedure=train and distill, not {cfg.procedure.name}: "
             "set train.weight_decay=0")
     require_choice(jit_setting(cfg), JIT_CHOICES, "jit_compile")
@@ -179,6 +181,3 @@ def check(cfg) -> None:
         from importlib.util import find_spec
         require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
                                                  "pip install -e '.[tracking]' (or choose logger=tensorboard)")
-    twin = validation_twin(cfg.optimized_metric) if cfg.optimized_metric else None
-    require(twin is None, f"optimized_metric={cfg.optimized_metric} is measured on the test split, which only reports "
-                          f"the final figure: optimise optimized_metric={twin} (the validation split) instead")

@@ -11,11 +11,14 @@ from src.schema.core import require, require_choice
 
 LAYERWISE_OBJECTIVES = ("top_layer", "all_layers", "all_layers_dropout")
 SPECTRAL_GRAPHS = {"spectral_all_layers": "all_layers", "spectral_layer_pairs": "layer_pairs"}  # objective -> graph
-OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS) + ("batchnorm",)  # batchnorm: no stats (src/datafree/batchnorm.py)
+BATCHNORM = "batchnorm"  # DeepInversion's objective: the teacher's BatchNorm statistics, no stats run
+OBJECTIVES = LAYERWISE_OBJECTIVES + tuple(SPECTRAL_GRAPHS) + (BATCHNORM,)
 SPECTRAL_MODES = tuple(SPECTRAL_GRAPHS.values())
 LAYER_WEIGHTINGS = ("equal", "width")
 GENERATOR_METHODS = ("dafl", "adversarial")  # conf/generator/<method>.yaml holds each one's published settings
 GENERATOR_STUDENT_OPTIMIZERS = ("adam", "sgd")
+CHOICES = {"optimize.objective": OBJECTIVES, "optimize.layer_weighting": LAYER_WEIGHTINGS,
+           "stats.spectral": SPECTRAL_MODES, "generator (group)": GENERATOR_METHODS}
 
 
 @dataclass
@@ -24,13 +27,13 @@ class StatsConfig:
     temperature: float = 8.0  # the logits are divided by it before their statistics
     max_cov_dim: int = 2048  # full covariance up to this many units, diagonal above
     batch_size: int = 1024
-    spectral: Optional[str] = None  # null | all_layers | layer_pairs: graph-Fourier stats (set by optimize_dataset)
+    spectral: Optional[str] = None  # a spectral graph: its graph-Fourier stats too (set by optimize_dataset)
     spectral_keep: float = 0.1  # fraction of graph Fourier coefficients kept per class
 
 
 @dataclass
 class OptimizeConfig:
-    objective: str = "top_layer"  # top_layer | all_layers | all_layers_dropout | spectral_all_layers | spectral_layer_pairs
+    objective: str = "top_layer"
     per_class: int = 6400
     batch_size: int = 64  # each batch keeps its own targets (and dropout masks)
     steps: int = 1000
@@ -40,7 +43,7 @@ class OptimizeConfig:
     classes: Optional[list[int]] = None  # a shard: only these classes
     chunk_examples: int = 8192  # examples optimised together in one compiled call
     jitter: float = 1e-6  # first diagonal jitter tried when a covariance is not positive definite
-    layer_weighting: str = "equal"  # equal (every layer's mean counts alike) | width (1/units per layer, the reference code's)
+    layer_weighting: str = "equal"  # equal = every layer's mean counts alike; width = 1/units (the reference code's)
     out_of_band: float = 0.0  # spectral: weight of the energy outside the kept coefficients (1 = the paper's vertex-domain loss)
     bn_weight: float = 10.0  # batchnorm: weight of the BN-statistics term beside the CE (DeepInversion's CIFAR value)
     # image priors (src/datafree/priors.py), with every objective; 0 / false = off

@@ -20,7 +20,7 @@ INITS = ("scratch", "pretrained_hider", "pretrained_seeker", "pretrained_both")
 HIDERS = ("hider_small", "hider_large")
 SEEKERS = ("seeker_small", "seeker_large", "seeker_resnet")
 MODES = ("joint", "realx")
-
+TEST_FIGURES = ("fii", "fidelity", "interpretability")  # on the test split: a sweeper chooses by val_<name>
 
 @dataclass
 class HnsConfig:

@@ -13,7 +13,8 @@ FEATURE_METHODS = ("fitnet", "at")  # add a loss on named layers to the hinton t
 METHOD_SECTIONS = {"dkd": "dkd", "dist": "dist", "fitnet": "features", "at": "features"}  # a method's own settings
 STANDARDIZABLE = ("hinton", "dkd", "fitnet", "at")  # distill.standardize applies to these (to the logit term)
 DISTILL_DATA = ("dataset", "reconstructed")
-
+TEST_FIGURES = ("kd_gain", "agreement")  # on the test split: a sweeper chooses by val_<name>
+CHOICES = {"distill.method": METHODS, "distill.soft_loss": SOFT_LOSSES, "distill.data": DISTILL_DATA}
 
 @dataclass
 class TeacherConfig:
@@ -47,7 +48,7 @@ class FeatureConfig:
 
 @dataclass
 class DistillConfig:
-    method: str = "hinton"  # hinton | dkd | dist: the soft term (docs/distill.md)
+    method: str = "hinton"  # the soft term (docs/distill.md)
     standardize: bool = False  # logit standardisation (Sun et al. 2024) before the soft term: hinton, dkd
     dkd: DkdConfig = field(default_factory=DkdConfig)
     dist: DistRelationConfig = field(default_factory=DistRelationConfig)
@@ -56,8 +57,8 @@ class DistillConfig:
     ce_weight: float = 0.1  # hard-label cross-entropy at T=1
     kd_weight: float = 0.9  # soft-target term at T
     t2_scale: bool = True  # multiply the soft term by T^2 (Hinton et al. 2015)
-    soft_loss: str = "kl"  # kl | ce
-    data: str = "dataset"  # dataset | reconstructed
+    soft_loss: str = "kl"
+    data: str = "dataset"  # reconstructed = data.npz of optimize_dataset
     objective: Optional[str] = None  # which reconstruction, with data=reconstructed
     data_path: Optional[str] = None  # a data.npz (or its run folder) to distill on instead
     cache_teacher: bool = True

@@ -18,7 +18,8 @@ BETA_MODES = ("per_node", "shared", "fixed")
 PREDICT = ("max_path", "mixture")
 LABELS = ("hard", "soft", "mixed")
 MAX_DEPTH = 30  # 2^30 leaves: beyond any memory; the procedure also checks the real size
-
+TEST_FIGURES = ("distill_gain",)  # on the test split: a sweeper chooses by val_<name>
+CHOICES = {"tree.beta_mode": BETA_MODES, "tree.predict": PREDICT, "tree.labels": LABELS}
 
 @dataclass
 class ExplainConfig:
@@ -30,12 +31,12 @@ class ExplainConfig:
 class TreeConfig:
     depth: int = 4  # levels of inner nodes: 2^depth - 1 inner nodes, 2^depth leaves
     beta: float = 1.0  # inverse temperature of the inner nodes: start value (learned) or the value (fixed)
-    beta_mode: str = "per_node"  # per_node | shared (both learned) | fixed
-    predict: str = "max_path"  # max_path (the leaf with the largest path probability) | mixture
+    beta_mode: str = "per_node"  # per_node and shared are learned; fixed is not
+    predict: str = "max_path"  # max_path = the leaf with the largest path probability
     penalty_strength: float = 0.1  # lambda of the balancing penalty
     penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
     penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
-    labels: str = "soft"  # hard | soft (teacher at tree.temperature) | mixed (measured: docs/tree_distill.md)
+    labels: str = "soft"  # soft = the teacher at tree.temperature (docs/tree_distill.md)
     temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (chosen on validation: BENCHMARKS.md)
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
