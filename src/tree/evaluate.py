@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from models.soft_tree import route, tree_layer
-from src.fit import EVAL_BATCH, Evaluator
+from src.fit import Evaluator, batched
 from src.losses import accuracy, agreement
 from src.tree import plots
 
@@ -34,8 +34,7 @@ def evaluate_tree(model, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarra
         return out
 
     out = Evaluator(measures).evaluate(arrays)
-    leaves = np.concatenate([np.argmax(np.asarray(route(model, x[i:i + EVAL_BATCH])["log_leaf"]), -1)
-                             for i in range(0, len(x), EVAL_BATCH)]) if len(x) else np.zeros(0)
+    leaves = batched(lambda part: np.argmax(np.asarray(route(model, part)["log_leaf"]), -1), x)
     metrics = {f"{split}_accuracy": out[layer.predict], f"{split}_accuracy_max_path": out["max_path"],
                f"{split}_accuracy_mixture": out["mixture"], "leaves_used": int(len(np.unique(leaves)))}
     if teacher_logits is not None:

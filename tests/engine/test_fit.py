@@ -174,3 +174,12 @@ def test_evaluation_traces_once_for_any_batch_size():
         expected = np.mean(np.argmax(model(x).numpy(), -1) == y)
         assert out["accuracy"] == pytest.approx(expected, abs=1e-6)
     assert evaluator.tracing_count() == 1
+
+
+def test_batched_covers_every_example_in_order_and_an_empty_split():
+    from src.fit import batched
+    x = np.arange(10, dtype="float32")[:, None]
+    seen = []
+    out = batched(lambda part: seen.append(len(part)) or part[:, 0] * 2, x, batch_size=4)
+    assert seen == [4, 4, 2] and out.tolist() == [2 * i for i in range(10)]
+    assert batched(lambda part: part, x[:0]).shape == (0,)
