@@ -1,7 +1,7 @@
 """Training throughput of the soft decision tree against the reference code's recipe rebuilt faithfully.
 
 Contenders, timed alternately (one epoch each per round) on the same real data
-(mnist_sample's training split, 4,500 images) and machine:
+(mnist_sample's training split, 3,600 images) and machine:
   seed       lmartak/distill-nn-tree's recipe in Keras 3: one Dense(1) layer per inner node
              (RandomNormal kernel, TruncatedNormal bias), inverse temperature 0.01, path
              probabilities multiplied node by node, one weight per leaf, the leaf loss

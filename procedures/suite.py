@@ -91,7 +91,7 @@ def _percent(name: str, values: list[float], seeds: int) -> dict:
 
 
 def _signed(values: list[float]) -> str:
-    """mean, with its 95% interval over several seeds: "+0.0080 [+0.0051, +0.0109]"."""
+    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean)."""
     i = seed_interval([float(v) for v in values])
     return f"{i['mean']:+.4f}" + (f" [{i['low']:+.4f}, {i['high']:+.4f}]" if len(values) > 1 else "")
 

@@ -28,8 +28,8 @@ def gpus() -> list:
 
 
 def use_xla(cfg) -> bool:
-    """jit_compile=auto means XLA on GPU only: on this project's 2-core CPU XLA measured
-    2.3x slower for hinton1200 (BENCHMARKS.md)."""
+    """jit_compile=auto means XLA on GPU only: on a CPU, `auto` leaves XLA off;
+    `true` and `false` force it either way."""
     setting = jit_setting(cfg)
     if setting == "auto":
         return bool(gpus())

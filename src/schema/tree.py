@@ -37,12 +37,12 @@ class TreeConfig:
     penalty_decay: float = 0.5  # node weight lambda * decay^depth (the paper: 2^-depth)
     penalty_window: float = 1.0  # running-average window of the penalty at the root, in batches; x2 per level
     labels: str = "soft"  # soft = the teacher at tree.temperature (docs/tree_distill.md)
-    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (chosen on validation: BENCHMARKS.md)
+    temperature: float = 0.5  # softmax temperature of the teacher's targets; < 1 sharpens (docs/tree_distill.md#how-the-defaults-were-chosen)
     soft_weight: float = 0.5  # labels=mixed: weight of the soft targets (1 - it on the one-hot labels)
     baseline: bool = True  # also train the same tree on hard labels (a tree_distill run with labels=hard)
     sklearn: bool = True  # also fit a scikit-learn DecisionTreeClassifier with 2^depth leaves
-    epochs: int = 60  # hard labels peak early, soft targets keep improving (docs/tree_distill.md)
-    lr: float = 0.03  # chosen on validation (docs/tree_distill.md)
+    epochs: int = 60  # hard labels peak early, soft targets keep improving (docs/tree_distill.md#how-the-defaults-were-chosen)
+    lr: float = 0.03  # chosen on validation (docs/tree_distill.md#how-the-defaults-were-chosen)
     batch_size: int = II("train.batch_size")
     early_stopping: int = II("train.early_stopping")
     optimizer: str = II("train.optimizer")
