@@ -145,3 +145,20 @@ def test_batch_statistics_refuse_several_replicas(overrides, fragment):
 def test_reconstructed_data_without_a_source_is_refused_before_any_work():
     with pytest.raises(ConfigError, match="distill.data=reconstructed needs distill.objective=.*distill.data_path="):
         validate(compose_config("procedure=distill", "distill.data=reconstructed"))
+
+
+def test_a_generator_method_comes_with_its_published_settings():
+    adversarial = compose_config("procedure=datafree_distill", "generator=adversarial")
+    validate(adversarial)
+    assert (adversarial.generator.method, adversarial.generator.student_steps, adversarial.generator.lr) == \
+        ("adversarial", 5, 1e-3)
+    with pytest.raises(ConfigError, match="generator.method=adversarial with the dafl settings: .*generator=adversarial"):
+        validate(compose_config("procedure=datafree_distill", "generator.method=adversarial"))
+
+
+def test_the_tree_s_training_settings_interpolate_train_unless_set():
+    cfg = compose_config("procedure=tree_distill", "train.batch_size=32", "train.lr_schedule=step",
+                         "train.lr_milestones=[5]")
+    assert (cfg.tree.batch_size, cfg.tree.lr_schedule, list(cfg.tree.lr_milestones)) == (32, "step", [5])
+    assert compose_config("procedure=tree_distill", "tree.batch_size=16").tree.batch_size == 16
+    assert compose_config("procedure=tree_distill").tree.lr == 0.03  # its own default, not train.lr
