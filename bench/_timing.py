@@ -1,6 +1,6 @@
 """Small shared helpers for the benches in bench/.
 
-DESIGN: a throughput number means little on its own; it is evidence only next to a
+Why: a throughput number means little on its own; it is evidence only next to a
 reference measured in the same run, on the same machine. Machines (this one is shared)
 are noisy, so contenders are timed alternately, several rounds each, and the medians
 are reported together with every raw value.
@@ -17,6 +17,14 @@ import statistics
 import sys
 import time
 from typing import Callable
+
+
+def header(title: str, setup: str) -> None:
+    """Print what a bench compares, where and when it ran, and its setup."""
+    print(title)
+    for line in machine_header():
+        print("  " + line)
+    print(f"  setup     {setup}")
 
 
 def machine_header() -> list[str]:

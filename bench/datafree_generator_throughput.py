@@ -67,11 +67,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    print("datafree_generator_throughput: GeneratorDistiller.steps (procedure) vs the same step on held noise (floor)")
-    for line in T.machine_header():
-        print("  " + line)
-    print(f"  setup     lenet -> lenet_half, 28x28, generator width {args.width}, batch {args.batch_size}, "
-          f"{args.steps} iterations per timed call, repeats={args.repeats}; no XLA")
+    T.header("datafree_generator_throughput: GeneratorDistiller.steps (procedure) vs the same step on held noise (floor)",
+             f"lenet -> lenet_half, 28x28, generator width {args.width}, batch {args.batch_size}, "
+             f"{args.steps} iterations per timed call, repeats={args.repeats}; no XLA")
 
     rows, raw = [], []
     for method in ("dafl", "adversarial"):

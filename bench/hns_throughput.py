@@ -5,7 +5,7 @@ What it measures: training steps/second of hider_small + seeker_small on MNIST-s
 random data, same batch, same models, same machine, for
   A  engine  src.fit.Fitter on HideAndSeek.loss_fn (compiled multi-step chunks, data
              gathered by index in the graph, alpha/slope as variables)
-  B  seed    the reference code's HNSTrainer loop:
+  B  reference  the reference code's HNSTrainer loop:
              eager tf.data iterator (shuffle, repeat, batch, prefetch(1)), one eager
              GradientTape step at a time, cross-entropy on softmax probabilities, the L1
              norm of every gradient pulled to the host with .numpy(), 9 scalar summaries
@@ -13,7 +13,7 @@ random data, same batch, same models, same machine, for
   C  floor   the bare joint step (forward, backward, Adam) compiled once with tf.function
              and run on one batch that stays in memory: no data pipeline, no metrics,
              no host syncs. It is what the models' own arithmetic costs on this machine,
-             so seed/floor is the most that any training loop could gain over the reference code's.
+             so floor/reference is the most that any training loop could gain over the reference code's.
 All three use the same binary layer (src.hns.masks; deterministic by default, --estimator for a
 stochastic one) and Adam(1e-3) with constant alpha. No XLA on any side.
 The three are timed in turn (A, B, C, A, B, C, ...), medians of --repeats rounds reported
@@ -53,7 +53,7 @@ def joint(estimator: str | None) -> HideAndSeek:
                        AlphaController(ALPHA), estimator=estimator, seed=SEED)
 
 
-class SeedLoop:
+class ReferenceLoop:
     """The reference code's per-step eager loop (collaborative_training.py), on the same models."""
 
     def __init__(self, model: HideAndSeek, x, y, batch_size: int, logdir: str):
@@ -124,11 +124,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     bs, steps = args.batch_size, args.steps
     layer = args.estimator or "deterministic"
-    print("hns_throughput: src.fit.Fitter on HideAndSeek (engine) vs the reference code's eager loop (seed)")
-    for line in T.machine_header():
-        print("  " + line)
-    print(f"  setup     hider_small + seeker_small, input {SHAPE}, batch {bs}, {steps} steps per timed run, "
-          f"{layer} mask, alpha {ALPHA}, Adam({LR}), repeats {args.repeats}; no XLA")
+    T.header("hns_throughput: src.fit.Fitter on HideAndSeek (engine) vs the reference code's eager loop (reference)",
+             f"hider_small + seeker_small, input {SHAPE}, batch {bs}, {steps} steps per timed run, "
+             f"{layer} mask, alpha {ALPHA}, Adam({LR}), repeats {args.repeats}; no XLA")
 
     rng = np.random.default_rng(SEED)
     n = bs * steps
@@ -138,18 +136,18 @@ def main(argv=None) -> None:
     fitter = Fitter(engine_model, engine_model.loss_fn, make_optimizer("adam", LR))
     train = {"x": x, "y": y}
     with tempfile.TemporaryDirectory() as logdir:
-        seed = SeedLoop(joint(args.estimator), x, y, bs, logdir)
+        reference = ReferenceLoop(joint(args.estimator), x, y, bs, logdir)
         floor = floor_step(joint(args.estimator), x, y, bs)
         print("\nwarm-up (tracing) ...", flush=True)
         warm = {"engine": T.time_once(lambda: fitter.fit(train, epochs=1, batch_size=bs, seed=SEED, verbose=0)),
-                "seed": T.time_once(lambda: seed.run(5)), "floor": T.time_once(lambda: floor(2))}
+                "reference": T.time_once(lambda: reference.run(5)), "floor": T.time_once(lambda: floor(2))}
         print("  warm-up seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in warm.items()), flush=True)
         times = T.alternate({"engine": lambda: fitter.fit(train, epochs=1, batch_size=bs, seed=SEED, verbose=0),
-                             "seed": lambda: seed.run(steps), "floor": lambda: floor(steps)},
+                             "reference": lambda: reference.run(steps), "floor": lambda: floor(steps)},
                             args.repeats, log=lambda s: print(s, flush=True))
     rates = {side: [steps / t for t in times[side]] for side in times}
-    pairs = T.pair_ratios(rates["engine"], rates["seed"])
-    ceiling = T.pair_ratios(rates["floor"], rates["seed"])
+    pairs = T.pair_ratios(rates["engine"], rates["reference"])
+    ceiling = T.pair_ratios(rates["floor"], rates["reference"])
     print(f"\n=== hns_throughput: joint training steps/s (batch {bs}, {layer} mask), median of {args.repeats} ===")
     T.print_table(["side", "steps/s", "ms/step", "samples/s"],
                   [[side, f"{T.median(r):.1f}", f"{1000 / T.median(r):.1f}", f"{T.median(r) * bs:,.0f}"]
@@ -157,10 +155,10 @@ def main(argv=None) -> None:
     print("\nraw values (one entry per round)")
     for side in rates:
         print(f"  {side:<7} s={T.fmt_list(times[side], '.3f')}  steps/s={T.fmt_list(rates[side], '.1f')}")
-    print(f"  engine/seed per pair={T.fmt_list(pairs, '.2f')}")
-    print(f"  floor/seed per pair={T.fmt_list(ceiling, '.2f')}  (the most any loop could gain over the reference code's)")
-    print(f"\nRESULT hns_throughput batch={bs} mask={layer} engine_over_seed={T.median(pairs):.2f} "
-          f"(median of {args.repeats} pairs); floor_over_seed={T.median(ceiling):.2f}; "
+    print(f"  engine/reference per pair={T.fmt_list(pairs, '.2f')}")
+    print(f"  floor/reference per pair={T.fmt_list(ceiling, '.2f')}  (the most any loop could gain over the reference code's)")
+    print(f"\nRESULT hns_throughput batch={bs} mask={layer} engine_over_reference={T.median(pairs):.2f} "
+          f"(median of {args.repeats} pairs); floor_over_reference={T.median(ceiling):.2f}; "
           f"engine_over_floor={T.median(T.pair_ratios(rates['engine'], rates['floor'])):.2f}")
 
 

@@ -4,7 +4,7 @@ kernel against the reference code's recipe rebuilt in the same process, on the s
     python bench/optimize_throughput.py [--model lenet] [--objective all_layers] [--steps 100]
                                         [--batches 8] [--repeats 3]
 
-seed  one batch of 64 at a time: a variable and Adam slots reset for each batch, then one
+reference  one batch of 64 at a time: a variable and Adam slots reset for each batch, then one
       compiled step per call, `steps` calls (the reference code made one TF1 run call per step).
       This is kinder to the reference code than its TF1 code, which also rebuilt ops in its loops.
 ours  src.datafree.reconstruct.InputOptimizer on all `batches` x 64 inputs at once, 100 steps per
@@ -60,15 +60,15 @@ def main() -> None:
         return relu_mse(tap(x), targets)
 
     # --- the reference code's recipe: one batch, one compiled step per call ---------------------
-    seed_targets = targets_for(batch)
+    reference_targets = targets_for(batch)
     x_var = tf.Variable(tf.zeros((batch, *shape)))
     m_var, v_var = tf.Variable(tf.zeros_like(x_var)), tf.Variable(tf.zeros_like(x_var))
     t_var = tf.Variable(0.0)
 
     @tf.function
-    def seed_step():
+    def reference_step():
         with tf.GradientTape() as tape:
-            value = tf.reduce_mean(loss(x_var, seed_targets))
+            value = tf.reduce_mean(loss(x_var, reference_targets))
         g = tape.gradient(value, x_var)
         t_var.assign_add(1.0)
         m_var.assign(BETA1 * m_var + (1 - BETA1) * g)
@@ -76,14 +76,14 @@ def main() -> None:
         step = lr * tf.sqrt(1 - BETA2 ** t_var) / (1 - BETA1 ** t_var)
         x_var.assign_sub(step * m_var / (tf.sqrt(v_var) + EPSILON))
 
-    def seed(batches: int = 1):
+    def reference(batches: int = 1):
         for _ in range(batches):
             x_var.assign(rng.normal(0.15, 0.1, (batch, *shape)).astype("float32"))
             for var in (m_var, v_var):
                 var.assign(tf.zeros_like(var))
             t_var.assign(0.0)
             for _ in range(args.steps):
-                seed_step()
+                reference_step()
         float(t_var.numpy())
 
     # --- ours ----------------------------------------------------------------------
@@ -96,12 +96,12 @@ def main() -> None:
         return lambda: optimizer.run(x0, targets, steps)[0].numpy()
 
     ours = ours_for(args.batches, args.steps)
-    seed(1)
+    reference(1)
     ours()  # tracing
-    seconds = alternate({"seed": seed, "ours": ours}, args.repeats)
-    seed_rate = [batch * args.steps / s for s in seconds["seed"]]
+    seconds = alternate({"reference": reference, "ours": ours}, args.repeats)
+    reference_rate = [batch * args.steps / s for s in seconds["reference"]]
     ours_rate = [args.batches * batch * args.steps / s for s in seconds["ours"]]
-    ratio = median(pair_ratios(ours_rate, seed_rate))
+    ratio = median(pair_ratios(ours_rate, reference_rate))
 
     print("\ncost of ours as the work grows (seconds, one run each):")
     print("  inputs  steps  seconds  sample-steps/s")
@@ -117,12 +117,12 @@ def main() -> None:
     peak, _ = matmul_peak_gflops()
     forward = _forward_flops(teacher, shape)
     achieved = 3 * forward * median(ours_rate) / 1e9
-    print(f"\nseed recipe  {median(seed_rate):10.0f} sample-steps/s  (all: {[round(r) for r in seed_rate]})")
+    print(f"\nseed recipe  {median(reference_rate):10.0f} sample-steps/s  (all: {[round(r) for r in reference_rate]})")
     print(f"ours         {median(ours_rate):10.0f} sample-steps/s  (all: {[round(r) for r in ours_rate]})")
     print(f"matmul peak  {peak:.1f} GFLOP/s; ours reaches ~{achieved:.1f} GFLOP/s = {achieved / peak:.2f} of it "
           f"({forward / 1e6:.2f} MFLOP forward per input, x3 for the step)")
     print(f"RESULT optimize_throughput model={args.model} steps={args.steps} inputs={args.batches * batch} "
-          f"ours_over_seed_recipe={ratio:.2f} (median of {args.repeats} paired rounds)")
+          f"ours_over_reference_recipe={ratio:.2f} (median of {args.repeats} paired rounds)")
 
 
 def _forward_flops(model, shape) -> float:

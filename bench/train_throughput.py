@@ -12,7 +12,7 @@ reaches (forward + weight gradients + input gradients of the upper layers; the f
 layer needs no input gradient); per-round, so a load change cannot skew it.
 
 Why: src/fit.py claims its compiled multi-step loop beats Model.fit for small models on a
-CPU. DESIGN: throughput is proven by a bench that compares against something measured in
+CPU. Why: throughput is proven by a bench that compares against something measured in
 the same run; the two sides are timed alternately (A, B, A, B, ...) and medians of several
 runs are reported, with all raw values, because machines are noisy.
 
@@ -98,12 +98,10 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    print("train_throughput: src.fit.Fitter (engine) vs keras Model.fit (keras_fit)")
-    for line in T.machine_header():
-        print("  " + line)
-    print(f"  setup     models={args.models} samples={args.samples} batch={args.batch_size} "
-          f"epochs={args.epochs} repeats={args.repeats}; Adam({LR}), sparse CE from logits; "
-          f"no XLA on either side (keras compile jit_compile=False, Fitter jit_compile=False)")
+    T.header("train_throughput: src.fit.Fitter (engine) vs keras Model.fit (keras_fit)",
+             f"models={args.models} samples={args.samples} batch={args.batch_size} "
+             f"epochs={args.epochs} repeats={args.repeats}; Adam({LR}), sparse CE from logits; "
+             f"no XLA on either side (keras compile jit_compile=False, Fitter jit_compile=False)")
 
     matmul = T.matmul_runner(2048, inner=3)  # timed inside every round, after A and B
     x, y = make_data(args.samples)

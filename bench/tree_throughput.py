@@ -2,7 +2,7 @@
 
 Contenders, timed alternately (one epoch each per round) on the same real data
 (mnist_sample's training split, 3,600 images) and machine:
-  seed       lmartak/distill-nn-tree's recipe in Keras 3: one Dense(1) layer per inner node
+  reference  lmartak/distill-nn-tree's recipe in Keras 3: one Dense(1) layer per inner node
              (RandomNormal kernel, TruncatedNormal bias), inverse temperature 0.01, path
              probabilities multiplied node by node, one weight per leaf, the leaf loss
              broadcast to batch x batch, log(eps + leaf loss), the EMA balancing penalty
@@ -12,7 +12,7 @@ Contenders, timed alternately (one epoch each per round) on the same real data
              at the reference code's depth and batch: isolates vectorisation from batch size.
   ours_d4    the project's tree at depth 4, default batch (train.batch_size = 64).
   ours_d8    the project's tree at depth 8 (the paper's), default batch.
-Each figure is seconds per epoch (median of the rounds); the ratio seed / ours is taken per
+Each figure is seconds per epoch (median of the rounds); the ratio reference / ours is taken per
 round, then the median. After the timing, the test accuracy of every contender (each trained
 for the same number of epochs: warm-up + rounds, hard labels) is printed next to it: speed
 must not come from a model that learns less.
@@ -46,7 +46,7 @@ SEED_RECIPE = dict(depth=4, batch=4, inv_temp=0.01, lr=5e-3, penalty_strength=10
                    ema_win_size=1000)
 
 
-class SeedTree(keras.Model):
+class ReferenceTree(keras.Model):
     """The reference code's tree, node by node (see the module doc)."""
 
     def __init__(self, depth: int, classes: int, batch: int, inv_temp: float, penalty_strength: float,
@@ -127,18 +127,16 @@ def main(argv=None) -> None:
     n = len(x) - len(x) % SEED_RECIPE["batch"]  # the reference code needs n % batch == 0
     x, y, onehot = x[:n], y[:n], onehot[:n]
 
-    print("tree_throughput: seconds per epoch, the reference code's recipe vs the project's soft decision tree")
-    for line in T.machine_header():
-        print("  " + line)
-    print(f"  setup     mnist_sample train split ({n} images, 784 features, {data.num_classes} classes); "
-          f"seed: depth 4, batch 4, Keras fit, per-node layers; ours: src.fit.Fitter without XLA; "
-          f"repeats={args.repeats}")
+    T.header("tree_throughput: seconds per epoch, the reference code's recipe vs the project's soft decision tree",
+             f"mnist_sample train split ({n} images, 784 features, {data.num_classes} classes); "
+             f"reference: depth 4, batch 4, Keras fit, per-node layers; ours: src.fit.Fitter without XLA; "
+             f"repeats={args.repeats}")
 
     keras.utils.set_random_seed(SEED)
     r = SEED_RECIPE
-    seed_model = SeedTree(r["depth"], data.num_classes, r["batch"], r["inv_temp"], r["penalty_strength"],
+    reference_model = ReferenceTree(r["depth"], data.num_classes, r["batch"], r["inv_temp"], r["penalty_strength"],
                           r["penalty_decay"], r["ema_win_size"])
-    seed_model.compile(optimizer=keras.optimizers.Adam(r["lr"]), jit_compile=False)
+    reference_model.compile(optimizer=keras.optimizers.Adam(r["lr"]), jit_compile=False)
 
     def ours(depth: int, batch: int):
         keras.utils.set_random_seed(SEED)
@@ -148,7 +146,7 @@ def main(argv=None) -> None:
         train = {"x": x, "y": y, "targets": onehot}
         return model, lambda: fitter.fit(train, epochs=1, batch_size=batch, seed=SEED, verbose=0)
 
-    contenders = {"seed": (seed_model, lambda: seed_model.fit(x, onehot, batch_size=r["batch"], epochs=1,
+    contenders = {"seed": (reference_model, lambda: reference_model.fit(x, onehot, batch_size=r["batch"], epochs=1,
                                                               shuffle=True, verbose=0))}
     contenders["ours_d4_b4"] = ours(4, 4)
     contenders["ours_d4"] = ours(4, args.batch_size)
@@ -160,7 +158,7 @@ def main(argv=None) -> None:
                         log=lambda s: print(s, flush=True))
 
     epochs = args.repeats + 1
-    acc = {"seed": accuracy(lambda v: seed_model.predict(v, batch_size=r["batch"], verbose=0), x_test, data.y_test)}
+    acc = {"reference": accuracy(lambda v: reference_model.predict(v, batch_size=r["batch"], verbose=0), x_test, data.y_test)}
     for name in ("ours_d4_b4", "ours_d4", "ours_d8"):
         model = contenders[name][0]
         acc[name] = accuracy(lambda v, m=model: np.asarray(m(v)), x_test, data.y_test)
@@ -168,15 +166,15 @@ def main(argv=None) -> None:
     print(f"\n=== tree_throughput: seconds per epoch of {n} images, median of {args.repeats}; "
           f"test accuracy after {epochs} epochs (hard labels) ===")
     rows = []
-    for name, batch, depth in (("seed", 4, 4), ("ours_d4_b4", 4, 4), ("ours_d4", args.batch_size, 4),
+    for name, batch, depth in (("reference", 4, 4), ("ours_d4_b4", 4, 4), ("ours_d4", args.batch_size, 4),
                                ("ours_d8", args.batch_size, 8)):
-        ratio = T.median(T.pair_ratios(times["seed"], times[name]))
+        ratio = T.median(T.pair_ratios(times["reference"], times[name]))
         rows.append([name, depth, batch, f"{T.median(times[name]):.3f}", f"{ratio:.1f}", f"{acc[name]:.4f}"])
-    T.print_table(["contender", "depth", "batch", "s/epoch", "seed / this (median of pairs)", "test acc"], rows)
+    T.print_table(["contender", "depth", "batch", "s/epoch", "reference / this (median of pairs)", "test acc"], rows)
     print("\nraw seconds per round: " + "; ".join(f"{k}={T.fmt_list(v, '.3f')}" for k, v in times.items()))
     print()
     for name in ("ours_d4_b4", "ours_d4", "ours_d8"):
-        print(f"RESULT tree_throughput {name} seed_over_ours={T.median(T.pair_ratios(times['seed'], times[name])):.1f} "
+        print(f"RESULT tree_throughput {name} reference_over_ours={T.median(T.pair_ratios(times['reference'], times[name])):.1f} "
               f"(median of {args.repeats}) test_acc seed={acc['seed']:.4f} ours={acc[name]:.4f}")
 
 
