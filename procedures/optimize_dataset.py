@@ -31,6 +31,7 @@ from src.datafree.plots import sample_grid_png
 from src.datafree.priors import make_prior, make_view
 from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
 from src.datafree.statistics import check_class_counts
+from src.errors import ConfigError
 from src.fit import predict_logits
 from src.runstore import Run, is_done, locate, read_json
 from src.schema.datafree import BATCHNORM, SPECTRAL_GRAPHS
@@ -109,6 +110,7 @@ def run(cfg: DictConfig) -> dict:
     teacher = upstream_teacher(cfg, data).model
     if cfg.optimize.objective == BATCHNORM:
         batchnorm_layers(teacher)  # refused before any work when there are none
+        _check_batches_mix(cfg.optimize, data.num_classes)
         stats = {"count": None, "class_names": np.array(data.class_names)}
     else:
         stats = _load_stats(ensure_stats_file(cfg))
@@ -124,6 +126,15 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
              "teacher agrees": metrics["teacher_agreement"], "final loss": metrics["final_loss"],
              "seconds": metrics["seconds"]}]
     return rows, []
+
+
+def _check_batches_mix(op: DictConfig, num_classes: int) -> None:
+    """Every BatchNorm batch mixes the classes only when a chunk holds a batch of each."""
+    classes = len(op.classes) if op.classes is not None else num_classes
+    if op.chunk_examples // op.batch_size < classes:
+        raise ConfigError(f"optimize.objective=batchnorm mixes the {classes} classes in every batch, but "
+                          f"optimize.chunk_examples={op.chunk_examples} holds only {op.chunk_examples // op.batch_size}"
+                          f" batches of {op.batch_size}: set optimize.chunk_examples>={classes * op.batch_size}")
 
 
 def _load_stats(path: Path) -> dict:

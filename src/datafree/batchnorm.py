@@ -9,6 +9,13 @@ It needs the teacher alone: no compute_stats, no data.
 
 mu and var (biased) are over the batch and the spatial positions of the BN layer's input,
 per channel, as DeepInversion's hook computes them (norms, not squared norms).
+
+Every batch mixes the classes, as DeepInversion's (its targets are [0..9] repeated): the
+running statistics describe all classes together, so a batch of one class would be pulled
+towards the mixture while its CE term pulls it towards its class. The chunk's batches
+come round-robin over the classes (`MIXES_CLASSES` asks reconstruct_classes for that
+order), and `prepare` deals their examples out so that each batch of the chunk takes
+examples from every one of them.
 """
 from __future__ import annotations
 
@@ -28,10 +35,18 @@ def batchnorm_layers(teacher: keras.Model) -> list[keras.layers.BatchNormalizati
     return found
 
 
+def interleaved(batches: int, size: int) -> np.ndarray:
+    """The order that deals `batches` consecutive batches of `size` out like cards: the
+    first example of every batch, then the second of every batch, ..."""
+    return np.arange(batches * size).reshape(batches, size).T.reshape(-1)
+
+
 class BatchNormObjective:
     """optimize.objective=batchnorm. The chunk is whole batches of optimize.batch_size in
     order; each input carries its batch's statistics term, so the optimiser's sum over
     inputs / batch_size counts each batch's term once, beside the batch's mean CE."""
+
+    MIXES_CLASSES = True
 
     def __init__(self, optimize, seed: int, teacher: keras.Model):
         self.op, self.seed = optimize, seed
@@ -42,11 +57,14 @@ class BatchNormObjective:
         self.weight = float(optimize.bn_weight)
 
     def prepare(self, chunk: list[tuple[int, int]], input_shape: tuple) -> tuple[np.ndarray, np.ndarray, list]:
-        """Start points and intended labels of a chunk of (class, batch) pairs; the labels
-        are the one target."""
+        """Start points and intended labels of a chunk of (class, batch) pairs, dealt out
+        so that BN batch j holds the examples at positions j, j + k, j + 2k, ... of the k
+        start batches in turn: every class of the chunk in every batch. The labels are
+        the one target."""
         starts = [start_point(self.op, self.seed, c, b, input_shape)[1:] for c, b in chunk]
-        labels = np.concatenate([label for _, label in starts])
-        return np.concatenate([x0 for x0, _ in starts]), labels, [tf.constant(labels)]
+        dealt = interleaved(len(chunk), self.op.batch_size)
+        labels = np.concatenate([label for _, label in starts])[dealt]
+        return np.concatenate([x0 for x0, _ in starts])[dealt], labels, [tf.constant(labels)]
 
     def batch_statistics_loss(self, features: list[tf.Tensor]) -> tf.Tensor:
         """[batches]: each batch's sum over BN layers of the two norms."""

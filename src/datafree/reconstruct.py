@@ -105,10 +105,14 @@ class InputOptimizer:
 def reconstruct_classes(objective, optimizer: InputOptimizer, classes: list[int], per_class: int, batch_size: int,
                         chunk_examples: int, steps: int, input_shape: tuple, progress=None):
     """Inputs, intended labels and final per-example losses for `per_class` examples of
-    every class: batches of `batch_size` (each with its own targets) optimised
-    `chunk_examples` at a time, in one compiled call per chunk."""
+    every class, in class order: batches of `batch_size` (each with its own targets)
+    optimised `chunk_examples` at a time, in one compiled call per chunk. An objective
+    whose batches must mix the classes (MIXES_CLASSES) gets them round-robin over the
+    classes, so that every chunk holds every class."""
     batches_per_class = -(-per_class // batch_size)
-    batch_list = [(c, b) for c in classes for b in range(batches_per_class)]
+    mixed = getattr(objective, "MIXES_CLASSES", False)
+    batch_list = [(c, b) for b in range(batches_per_class) for c in classes] if mixed else \
+        [(c, b) for c in classes for b in range(batches_per_class)]
     per_chunk = max(1, chunk_examples // batch_size)
     xs, ys, losses = [], [], []
     for start in range(0, len(batch_list), per_chunk):
@@ -123,6 +127,7 @@ def reconstruct_classes(objective, optimizer: InputOptimizer, classes: list[int]
             progress.update(start + len(chunk))
     x, y, loss = np.concatenate(xs), np.concatenate(ys), np.concatenate(losses)
     keep = first_per_class(y, per_class)  # the last batch of a class may overshoot per_class
+    keep = keep[np.argsort(y[keep], kind="stable")]
     return x[keep], y[keep], loss[keep]
 
 
