@@ -3,12 +3,16 @@ input, a seeker classifies what is left, trained together to classify well while
 as much as possible; the mask shows what the classifier needs.
 
 Pipeline (procedures/hns_train.py, docs/hns_train.md):
-    optional pretraining: the seeker alone, the hider as an autoencoder   pretrain, losses.reconstruction_loss
+    pretraining stages: the seeker alone, the hider as an autoencoder,   pretrain (SeekerStage, HiderStage,
+    the random-mask evaluators (EVAL-X, realx's judge)                     EvaluatorStage), losses.reconstruction_loss
     hider logits -> binary mask (threshold or sampled, four estimators)   masks
     alpha * CE + (1 - alpha) * kept fraction, alpha lowered on stagnation losses.joint_objective, alpha
-    the joint model, its state and the weights kept at every alpha        model.HideAndSeek, model.build_joint_model
-    F, I, FIR, FII; per-alpha scores; choice on validation FII            scores
-    does the mask encode the class? mask swap, the EVAL-X evaluator       encoding
-    masks.png and curves.png                                               plots
+    the joint model from fresh or pretrained parts, its state and the     model.HideAndSeek, model.build_joint_model
+    weights kept at every alpha
+    F, I, FIR, FII; test scores per epoch; per-alpha scores; choice on    scores (epoch_scorer, choose)
+    validation FII
+    does the mask encode the class? mask only, mask swap, code-free       encoding.diagnostics
+    control, EVAL-X
+    curves.png, masks.png and modes.png                                    plots.run_figures
 The networks themselves are models/hns.py.
 """

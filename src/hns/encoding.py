@@ -17,6 +17,8 @@ the layout of the kept pixels tells the class by itself. Three diagnostics:
                 pixels 0), drawn independently of any hider, so it cannot have learned a
                 code; a run's masks are scored by its accuracy on the masked test images
                 and F, I, FII with it (F against its accuracy on whole images)
+
+`diagnostics` runs them all on a trained joint model's test split.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from src.fit import Evaluator, batched
+from src.hns.masks import thresholded
 from src.hns.scores import figures_of_merit
 from src.losses import accuracy, cross_entropy
 
@@ -99,14 +103,38 @@ def evaluator_loss(model: keras.Model, seed: int):
     return loss_fn
 
 
-def evalx_scores(evaluator: keras.Model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, whole_accuracy: float,
-                 batch_size: int = 1024) -> dict:
+def evalx_scores(evaluator: keras.Model, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
+                 whole_accuracy: float) -> dict:
     """The evaluator's accuracy on x * masks, and F, I, FII with it (F = that accuracy over
     its accuracy on whole images)."""
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        seen = x[start:start + batch_size] * masks[start:start + batch_size]
-        logits = evaluator(tf.constant(seen, tf.float32), training=False)
-        correct += int(np.sum(np.argmax(np.asarray(logits), -1) == y[start:start + batch_size]))
-    merit = figures_of_merit(correct / len(x), 1.0 - float(np.mean(masks)), whole_accuracy)
+    predicted = _predict(lambda rows: evaluator(x[rows] * masks[rows], training=False), len(x))
+    merit = figures_of_merit(float(np.mean(predicted == y)), 1.0 - float(np.mean(masks)), whole_accuracy)
     return {"evalx_accuracy": merit["accuracy"], "evalx_fidelity": merit["fidelity"], "evalx_fii": merit["fii"]}
+
+
+def diagnostics(model, test: dict, num_classes: int, seed: int, evaluator: keras.Model | None = None,
+                whole_accuracy: float | None = None) -> dict:
+    """Every diagnostic of the module docstring for a trained HideAndSeek `model` on the
+    split `test` ({"x", "y"}): its thresholded masks, then the code-free control masks;
+    the EVAL-X scores when an `evaluator` (with its `whole_accuracy`) is given."""
+    x, y = test["x"], test["y"]
+    fill = float(np.mean(x))
+    masks = thresholded(model.hider, x)
+    control = support_masks(x, masks, seed)  # as sparse, on the object, no code
+
+    def classify(images: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        return _predict(lambda rows: model.classify(images[rows], seen[rows], False), len(images))
+
+    mask_only = Evaluator(lambda batch, training: model.mask_only_fn(batch, fill)).evaluate(test)["accuracy"]
+    out = {"mask_only_accuracy": mask_only, "chance_accuracy": chance_level(num_classes),
+           **mask_swap_shares(classify, x, y, masks, seed),
+           "support_mask_only_accuracy": float(np.mean(classify(np.full_like(x, fill), control) == y)),
+           **{f"support_{k}": v for k, v in mask_swap_shares(classify, x, y, control, seed).items()}}
+    if evaluator is not None:
+        out.update(evalx_scores(evaluator, x, y, masks, whole_accuracy), evalx_whole_accuracy=whole_accuracy)
+    return out
+
+
+def _predict(logits_of: Callable[[np.ndarray], tf.Tensor], n: int) -> np.ndarray:
+    """The predicted classes of logits_of(rows) over rows 0..n-1, in batches (src.fit.batched)."""
+    return batched(lambda rows: np.argmax(np.asarray(logits_of(rows)), -1), np.arange(n))

@@ -17,12 +17,15 @@ Chung et al. 2016); docs/hns_train.md says where the reference code differs:
     reinforce      none through H: `reinforce_surrogate` carries the hider's gradient
 
 Noise comes in as a uniform tensor u so that the caller owns the random generator (and
-tests can fix it).
+tests can fix it). `thresholded` gives a trained hider's deterministic masks over a split,
+what the figures and the encoding diagnostics look at.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
+from src.fit import batched
 from src.schema.hns import ESTIMATORS
 
 
@@ -41,6 +44,12 @@ def threshold(a: tf.Tensor) -> tf.Tensor:
             return dy * p * (1.0 - p)
         return _step(a > 0.0, a), grad
     return forward(a)
+
+
+def thresholded(hider, x: np.ndarray) -> np.ndarray:
+    """The deterministic masks of `hider` (a Keras model of mask logits) on x, in batches:
+    `threshold` of its float32 logits, as the joint model evaluates them."""
+    return batched(lambda xs: threshold(tf.cast(hider(xs, training=False), tf.float32)), x)
 
 
 def sample(a: tf.Tensor, u: tf.Tensor, estimator: str, slope: tf.Tensor | float = 1.0) -> tf.Tensor:

@@ -4,7 +4,7 @@ It holds the hider and seeker as the same Keras models that pretraining saves, s
 pretrained weights move in by layer name (`transfer_by_name`). Its state that is not
 trained (slope, alpha controller, noise generator, the weights kept at every alpha) is
 tf.Variables tracked by the model, hence read inside the compiled step and saved in
-the fit loop's checkpoints.
+the fit loop's checkpoints. `build_joint_model` assembles it from fresh or pretrained parts.
 """
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models.hns import build_hider, build_seeker
+from src.artifacts import load_model
 from src.errors import ArtifactError
 from src.hns import masks
 from src.hns.alpha import AlphaController
 from src.hns.losses import joint_objective
 from src.losses import accuracy
+from src.runtime import seed_everything
 from src.schema.hns import binary_layer
 
 log = logging.getLogger(__name__)
@@ -193,8 +196,21 @@ def transfer_by_name(source: keras.Model, target: keras.Model, what: str) -> int
     return len(ours)
 
 
-def build_joint_model(h, hider: keras.Model, seeker: keras.Model, steps_per_epoch: int, seed: int) -> HideAndSeek:
-    """The joint model for the hns.* section `h`, around a hider and a seeker."""
+def build_joint_model(h, input_shape, num_classes: int, steps_per_epoch: int, seed: int, *, hider_from=None,
+                      seeker_from=None, judge_from=None) -> HideAndSeek:
+    """The joint model for the hns.* section `h`: fresh parts (seeded), loaded by layer name
+    from `hider_from` / `seeker_from` (a .keras file or run folder) when given. With
+    `judge_from` (hns.mode=realx) the seeker is that random-mask evaluator, frozen: only the
+    hider learns, against a network that cannot read a code."""
+    seed_everything(seed)
+    hider = build_hider(h.hider, input_shape, h.mask_channels)
+    seeker = build_seeker(h.seeker, input_shape, num_classes)
+    for source, part, what in ((hider_from, hider, "hider"), (seeker_from, seeker, "seeker"),
+                               (judge_from, seeker, "seeker")):
+        if source:
+            transfer_by_name(load_model(source, what), part, what)
+    if judge_from:
+        seeker.trainable = False
     stochastic, estimator = binary_layer(h)
     controller = AlphaController(h.alpha, h.alpha_step, h.alpha_min, h.patience, h.smoothing, h.min_delta)
     return HideAndSeek(hider, seeker, controller, estimator=estimator, monitor=h.monitor,

@@ -1,11 +1,47 @@
-"""Hide-and-Seek figures: test images with their masks, and F, I and alpha over training."""
+"""Hide-and-Seek figures: test images with their masks, and F, I and alpha over training.
+`run_figures` draws every figure of a joint run."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from src.hns.masks import thresholded
 from src.plots import image_grid_png, plt, save_figure
+from src.schema.hns import HNS_MODES
+
+MAX_FIGURE_CLASSES = 20  # masks.png and modes.png show the first classes only: rows stay legible
+
+
+def run_figures(model, history: list[dict], test: dict, class_names, folder: Path, title: str, per_class: int,
+                mode: str = "joint", others: dict[str, keras.Model] | None = None) -> list[Path]:
+    """A joint run's figures, into `folder`: curves.png; with per_class > 0, masks.png
+    (per_class test images of each class through the thresholded masks of `model`, a
+    HideAndSeek of hns.mode `mode`) and, when `others` gives the hiders of runs of the
+    other modes (by mode), modes.png: the same images through every mode's masks."""
+    written = [curves_png(history, folder / "curves.png", title)]
+    chosen = figure_examples(test["y"], len(class_names), per_class)
+    if not len(chosen):
+        return written
+    x, y = test["x"][chosen], test["y"][chosen]
+    mask = thresholded(model.hider, x)
+    predicted = np.argmax(np.asarray(model.classify(x, mask, training=False)), -1)
+    written.append(masks_png(x, mask, y, predicted, class_names, folder / "masks.png",
+                             f"{title}: test image | mask | what the seeker saw", per_class))
+    if others:
+        hiders = {mode: model.hider, **others}
+        by_mode = {m: thresholded(hiders[m], x) for m in HNS_MODES if m in hiders}
+        written.append(modes_png(x, by_mode, y, class_names, folder / "modes.png",
+                                 f"{title}: image | " + " | ".join(f"{m} mask, seen" for m in by_mode)))
+    return written
+
+
+def figure_examples(y: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
+    """Indices of the first per_class examples of each of the first MAX_FIGURE_CLASSES classes."""
+    if not per_class:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(min(num_classes, MAX_FIGURE_CLASSES))])
 
 
 def masks_png(x: np.ndarray, mask: np.ndarray, y: np.ndarray, predicted: np.ndarray, class_names, path: Path,

@@ -1,9 +1,14 @@
 """How a Hide-and-Seek model is judged and chosen: fidelity F (accuracy relative to the
-seeker alone), interpretability I (fraction hidden), FIR and FII; the scores of the
-weights kept at every alpha; and the one-standard-error choice among them on validation."""
+seeker alone), interpretability I (fraction hidden), FIR and FII; the test scores after
+every epoch; the scores of the weights kept at every alpha; and the one-standard-error
+choice among them on validation (`choose`)."""
 from __future__ import annotations
 
+import logging
 import math
+from typing import Callable
+
+log = logging.getLogger(__name__)
 
 # A run has collapsed when it hides (almost) nothing, or (almost) everything while the
 # classifier falls towards chance (the reference code's thresholds).
@@ -35,6 +40,19 @@ def score(evaluator, sampled, arrays: dict, baseline: float) -> dict:
         s = sampled.evaluate(arrays)
         row.update(accuracy_sampled=s["accuracy"], hidden_sampled=s["hidden"])
     return row
+
+
+def epoch_scorer(model, evaluator, sampled, test: dict, baseline: float) -> Callable[[int, dict], dict]:
+    """on_epoch_end for src.fit: after each epoch, the joint model's test figures (as
+    test_*) and where alpha and the slope ended, for history.csv."""
+    def score_epoch(epoch: int, row: dict) -> dict:
+        scores = {f"test_{k}": v for k, v in score(evaluator, sampled, test, baseline).items()}
+        scores.update(alpha_end=float(model.controller.alpha.numpy()), slope_end=float(model.slope.numpy()))
+        log.info("epoch %d: test accuracy %.4f  F %.4f  I %.4f  FII %.4f  (train hidden %.4f, alpha %.2f)", epoch,
+                 scores["test_accuracy"], scores["test_fidelity"] or 0, scores["test_interpretability"],
+                 scores["test_fii"] or 0, row["hidden"], scores["alpha_end"])
+        return scores
+    return score_epoch
 
 
 def validation_fii(evaluator, val: dict, baseline: float) -> dict:
@@ -73,6 +91,22 @@ def per_alpha(model, evaluator, sampled, test: dict, val: dict, baseline: float,
     return rows
 
 
+def choose(model, evaluator, sampled, test: dict, val: dict, baseline: float, history: list[dict], how: str,
+           on_kept=None) -> tuple[dict, list[dict]]:
+    """Score the weights kept at every alpha and the final ones (`per_alpha`; the final
+    test figures are history's last row), pick the result (`select` by `how`) and leave
+    its weights in model. Returns (the chosen row, every row)."""
+    final = history[-1]
+    final_scores = {"alpha": final["alpha_end"], **{k[5:]: v for k, v in final.items() if k.startswith("test_")}}
+    rows = per_alpha(model, evaluator, sampled, test, val, baseline, final_scores, on_kept)
+    chosen = select(rows, how)
+    if chosen is not rows[-1]:
+        model.restore_alpha(chosen["alpha"])
+        log.info("selected the weights of alpha %.2f (validation FII %.4f; the final weights: %.4f)",
+                 chosen["alpha"], chosen["val_fii"], rows[-1]["val_fii"])
+    return chosen, rows
+
+
 def select(rows: list[dict], how: str) -> dict:
     """The row whose weights become the run's result: the final weights (`last`), or, for
     `val_fii`, the last row (lowest alpha, the final weights last of all) whose
@@ -95,6 +129,16 @@ def chosen_figures(chosen: dict, rows: list[dict]) -> dict:
             "collapsed": chosen["collapsed"], "test_accuracy_sampled": chosen.get("accuracy_sampled"),
             "interpretability_sampled": chosen.get("hidden_sampled"),
             "selected": "final" if chosen is rows[-1] else f"alpha {chosen['alpha']:.2f}"}
+
+
+def history_figures(history: list[dict], rows: list[dict]) -> dict:
+    """What history.csv says beyond the chosen weights: the final weights' test FII and
+    state, the hidden fraction of the last training batches, the first epoch's I, and the
+    oracle (`oracle_fii`)."""
+    final = history[-1]
+    return {"final_fii": final["test_fii"], "final_collapsed": final["test_collapsed"], "train_hidden": final["hidden"],
+            "interpretability_first_epoch": history[0]["test_interpretability"], "final_alpha": final["alpha_end"],
+            "final_slope": final["slope_end"], "epochs": final["epoch"], **oracle_fii(history, rows)}
 
 
 def oracle_fii(history: list[dict], rows: list[dict]) -> dict:

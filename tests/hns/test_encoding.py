@@ -1,5 +1,5 @@
-"""The encoding diagnostics of hns_train: the mask-swap test and the EVAL-X evaluator, on
-hand-made cases where the answer is known."""
+"""src/hns/encoding.py: the mask-swap test, the code-free control, the EVAL-X evaluator and
+the diagnostics of a whole joint model, on hand-made cases where the answer is known."""
 from __future__ import annotations
 
 import keras
@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from models.hns import build_seeker
 from src.fit import Fitter
-from src.hns.encoding import evalx_scores, evaluator_loss, mask_swap_shares, random_keep, support_masks, swap_partners
+from src.hns.encoding import (diagnostics, evalx_scores, evaluator_loss, mask_swap_shares, random_keep, support_masks,
+                              swap_partners)
 from src.hns.scores import figures_of_merit
 
 CLASSES, SIDE = 4, 16
@@ -107,3 +108,60 @@ def test_an_encoding_hider_scores_high_with_its_own_seeker_and_low_under_eval_x(
     evalx = evalx_scores(evaluator, x_test, y_test, patterns[y_test], whole)
     assert whole > 0.9 and joint_fii > 0.85
     assert evalx["evalx_accuracy"] < 0.45 and evalx["evalx_fii"] < 0.45
+
+
+# diagnostics() on a joint model of two fixed functions, 8x8 images of constant value
+# VALUES[class]: the hider keeps row `class` (its mask encodes the class), and the seeker
+# reads either the value it sees (the evidence) or which row is kept (the code).
+VALUES = np.array([0.1, 0.2, 0.3, 0.9], np.float32)  # mean over the four classes: 0.375, nearest class 2
+
+
+def _class_of(value: tf.Tensor) -> tf.Tensor:
+    return tf.argmin(tf.abs(value[:, None] - VALUES[None, :]), axis=1)
+
+
+def _row_logits(x):  # the hider: +1 on the row of the image's class, -1 elsewhere
+    rows = tf.one_hot(_class_of(tf.reduce_max(x, [1, 2, 3])), 8)
+    return tf.tile(rows[:, :, None, None], [1, 1, 8, 1]) * 2.0 - 1.0
+
+
+def _value_reader(seen):  # the evidence: the value of any kept pixel
+    return tf.one_hot(_class_of(tf.reduce_max(seen, [1, 2, 3])), CLASSES)
+
+
+def _row_reader(seen):  # the code: the first four rows, by how many of their pixels are kept
+    return tf.reduce_sum(tf.cast(seen[:, :CLASSES, :, 0] != 0, tf.float32), axis=2)
+
+
+def _model(seeker_fn):
+    from src.hns.alpha import AlphaController
+    from src.hns.model import HideAndSeek
+
+    def network(fn):
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Lambda(fn)])
+    return HideAndSeek(network(_row_logits), network(seeker_fn), AlphaController(0.5))
+
+
+def _split():
+    y = np.repeat(np.arange(CLASSES), 5)
+    return {"x": np.broadcast_to(VALUES[y][:, None, None, None], (len(y), 8, 8, 1)).copy(), "y": y}
+
+
+def test_diagnostics_of_a_seeker_that_reads_the_evidence():
+    """The mask alone and the code-free control are one grey (0.375): class 2, a quarter
+    of the images; through any mask an image shows its own value."""
+    evaluator = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Lambda(_value_reader)])
+    out = diagnostics(_model(_value_reader), _split(), CLASSES, seed=0, evaluator=evaluator, whole_accuracy=0.8)
+    assert out == {"mask_only_accuracy": 0.25, "chance_accuracy": 0.25, "swap_mask_class": 0.0,
+                   "swap_image_class": 1.0, "support_mask_only_accuracy": 0.25, "support_swap_mask_class": 0.0,
+                   "support_swap_image_class": 1.0, "evalx_accuracy": 1.0, "evalx_fidelity": 1.25,
+                   "evalx_fii": pytest.approx(1.25 * 7 / 8), "evalx_whole_accuracy": 0.8}  # 8 of 64 pixels kept
+
+
+def test_diagnostics_of_a_seeker_that_reads_the_code():
+    """The kept row tells the class by itself: the mask alone is always right, and an image
+    seen through another class's mask is always classified as the mask's class."""
+    out = diagnostics(_model(_row_reader), _split(), CLASSES, seed=0)
+    assert (out["mask_only_accuracy"], out["swap_mask_class"], out["swap_image_class"]) == (1.0, 1.0, 0.0)
+    assert not any(key.startswith("evalx") for key in out)
+    assert 0.0 <= out["support_mask_only_accuracy"] <= 1.0
