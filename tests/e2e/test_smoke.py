@@ -1,9 +1,9 @@
 """`debug=smoke` shrinks everything: every procedure and every experiment preset runs
 in seconds, composed exactly as `python main.py debug=smoke ...` composes it.
 
-About two minutes in all, so in the end-to-end set (`python -m pytest -m e2e`); the
-default pass composes and validates the same presets without running them
-(tests/schema/test_presets.py).
+About four minutes on one core (five with the slow CIFAR-100 presets), so in the
+end-to-end set (`python -m pytest -m e2e`); the default pass composes and validates the
+same presets without running them (tests/schema/test_presets.py).
 
 The runs share one store, as one user's runs do: a teacher trained for one procedure
 is reused by the next. That needs the module on one worker: `--dist loadscope`, as CI
