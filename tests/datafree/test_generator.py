@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import shutil
 
 import keras
 import numpy as np
@@ -122,8 +123,9 @@ def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
     monkeypatch.setattr(loop, "report_epoch", real)
     resumed = datafree_distill.run(cfg)
     assert resumed["resumed_from_epoch"] == 1
-    whole = datafree_distill.run(make_cfg("procedure=datafree_distill", *FAST, "paths.runs=" + str(
-        datafree_distill.artifact(cfg).dir.parents[3] / "again")))
+    again = datafree_distill.artifact(cfg).dir.parents[3] / "again"  # a fresh store with the same teacher
+    shutil.copytree(train.artifact(train.model_train_config(cfg, "teacher")).dir.parent, again / "synthetic" / "train")
+    whole = datafree_distill.run(make_cfg("procedure=datafree_distill", *FAST, f"paths.runs={again}"))
     assert whole["resumed_from_epoch"] == 0
     assert resumed["test_accuracy"] == pytest.approx(whole["test_accuracy"], abs=1e-6)
 

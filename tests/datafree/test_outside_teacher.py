@@ -12,15 +12,16 @@ import models
 from procedures import compute_stats, distill, optimize_dataset
 from procedures._upstream import load_data
 from src.errors import ConfigError
+from tests.conftest import SMOKE, compose_config
 
 FAST = ["optimize.per_class=16", "optimize.batch_size=8", "optimize.steps=20"]
 
 
-@pytest.fixture
-def outsider(make_cfg, tmp_path) -> str:
+@pytest.fixture(scope="module")
+def outsider(tmp_path_factory) -> str:
     """A small BatchNorm MLP fitted for a few steps (so its BN statistics are not the
-    initial ones), saved as a .keras file."""
-    data = load_data(make_cfg("procedure=train"))
+    initial ones), saved as a .keras file: fitted once per module, read by every test."""
+    data = load_data(compose_config(*SMOKE, "procedure=train"))
     keras.utils.set_random_seed(0)
     inputs = keras.Input(data.input_shape, name="pixels")
     x = keras.layers.Flatten(name="flat")(inputs)
@@ -32,7 +33,7 @@ def outsider(make_cfg, tmp_path) -> str:
     model = keras.Model(inputs, keras.layers.Dense(data.num_classes, name="class_scores")(x), name="outsider")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(data.x_train, data.y_train, epochs=2, batch_size=64, verbose=0)
-    path = tmp_path / "outsider.keras"
+    path = tmp_path_factory.mktemp("outsider") / "outsider.keras"
     model.save(path)
     return str(path)
 
@@ -55,7 +56,8 @@ def test_stats_on_named_layers_add_the_output_divided_by_the_temperature(make_cf
 
 
 def test_an_unknown_layer_lists_the_outsider_s_layers(make_cfg, outsider):
-    with pytest.raises(ConfigError, match="stats.layers: the teacher outsider has no layer logits; its layers are: pixels, flat, hidden_a, "):
+    with pytest.raises(ConfigError, match="stats.layers: the teacher outsider has no layer logits; "
+                                          "its layers are: pixels, flat, hidden_a, "):
         compute_stats.run(make_cfg("procedure=compute_stats", f"teacher.path={outsider}", "stats.layers=[logits]",
                                    *FAST))
 

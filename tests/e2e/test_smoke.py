@@ -1,8 +1,13 @@
 """`debug=smoke` shrinks everything: every procedure and every experiment preset runs
 in seconds, composed exactly as `python main.py debug=smoke ...` composes it.
 
+About four minutes on one core (five with the slow CIFAR-100 presets), so in the
+end-to-end set (`python -m pytest -m e2e`); the default pass composes and validates the
+same presets without running them (tests/schema/test_presets.py).
+
 The runs share one store, as one user's runs do: a teacher trained for one procedure
-is reused by the next. Presets whose data set needs a download run on synthetic data of
+is reused by the next. That needs the module on one worker: `--dist loadscope`, as CI
+runs it (.ci/run). Presets whose data set needs a download run on synthetic data of
 its shape (images a little smaller for LeNet's data-free preset, whose spectral graph
 grows with the image)."""
 from __future__ import annotations
@@ -15,6 +20,8 @@ from procedures._upstream import upstream
 from src.runstore import finished_runs
 from src.schema import validate
 from tests.conftest import CONF, as_main
+
+pytestmark = pytest.mark.e2e  # every procedure and preset, run in-process: `python -m pytest -m e2e`
 
 PROCEDURES = sorted(p.stem for p in (Path(CONF) / "procedure").glob("*.yaml") if p.stem != "suite")
 # The CIFAR benchmark presets trace three deep networks (half a minute each): in the slow set.
