@@ -108,6 +108,7 @@ def test_the_summary_warns_when_the_generator_misses_classes(make_cfg):
 
 def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
     import src.loop as loop
+    from procedures._upstream import model_train_config
     cfg = make_cfg("procedure=datafree_distill", *FAST)
     real = loop.report_epoch
 
@@ -124,7 +125,7 @@ def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
     resumed = datafree_distill.run(cfg)
     assert resumed["resumed_from_epoch"] == 1
     again = datafree_distill.artifact(cfg).dir.parents[3] / "again"  # a fresh store with the same teacher
-    shutil.copytree(train.artifact(train.model_train_config(cfg, "teacher")).dir.parent, again / "synthetic" / "train")
+    shutil.copytree(train.artifact(model_train_config(cfg, "teacher")).dir.parent, again / "synthetic" / "train")
     whole = datafree_distill.run(make_cfg("procedure=datafree_distill", *FAST, f"paths.runs={again}"))
     assert whole["resumed_from_epoch"] == 0
     assert resumed["test_accuracy"] == pytest.approx(whole["test_accuracy"], abs=1e-6)
