@@ -7,13 +7,11 @@ while hiding as much of the input as possible.
     python main.py procedure=hns_train hns.init=pretrained_hider     # pretrains the hider first if needed
     python main.py -m procedure=hns_train hns.estimator=st1,st2,sa,reinforce seed=0,1,2,3,4
 
-Artifacts, each a run-store folder keyed by what determines it:
-  <runs>/<dataset>/hns_train/<hider>+<seeker>-<layer>-<hash>   the joint model: hider.keras,
-      seeker.keras, history.csv (per epoch, with the test scores), metrics.json (incl. one row
-      per alpha and the encoding diagnostics of src/hns/encoding.py), masks.png, curves.png,
-      modes.png (once the other hns.mode's run is finished), alpha_weights/ (weights at every alpha)
-  <runs>/<dataset>/hns_{seeker,hider,evalx}/...   the pretraining stages (src/hns/pretrain.py):
-      prerequisites like any other, found in the store or made first (auto_prereqs=true)
+Artifacts: <runs>/<dataset>/hns_train/<hider>+<seeker>-<layer>-<hash>, the joint model
+(hider.keras, seeker.keras, history.csv with the per-epoch test scores, metrics.json with a row
+per alpha and the encoding diagnostics, masks.png, curves.png, modes.png once the other
+hns.mode's run is finished, alpha_weights/); <runs>/<dataset>/hns_{seeker,hider,evalx}/...,
+the pretraining stages (src/hns/pretrain.py), prerequisites found in the store or made first.
 The method: src/hns and docs/hns_train.md.
 """
 from __future__ import annotations
