@@ -13,6 +13,7 @@ Both need the teacher's features on the student's own batch, so the teacher runs
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from src.artifacts import layer_tap
@@ -31,9 +32,28 @@ def attention(feature: tf.Tensor) -> tf.Tensor:
     return flat / tf.maximum(tf.norm(flat, axis=-1, keepdims=True), NORM_EPS)
 
 
+def adaptive_pool_matrix(size: int, out: int) -> np.ndarray:
+    """[out, size]: row i averages positions floor(i * size / out) .. ceil((i + 1) * size / out) - 1,
+    the windows of PyTorch's adaptive average pooling (the reference code's)."""
+    matrix = np.zeros((out, size), "float32")
+    for i in range(out):
+        start, stop = (i * size) // out, -(-(i + 1) * size // out)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
 def _pool_to(feature: tf.Tensor, height: int) -> tf.Tensor:
-    factor = int(feature.shape[1]) // height
-    return tf.nn.avg_pool2d(feature, factor, factor, "VALID") if factor > 1 else feature
+    """feature [batch, H, W, C] average-pooled adaptively to [batch, height, height * W / H, C]:
+    whole multiples pool by blocks, other sizes (7 to 4) by overlapping windows."""
+    rows, cols = int(feature.shape[1]), int(feature.shape[2])
+    width = max(1, round(cols * height / rows))
+    if (rows, cols) == (height, width):
+        return feature
+    if rows % height == 0 and cols % width == 0 and rows // height == cols // width:
+        return tf.nn.avg_pool2d(feature, rows // height, rows // height, "VALID")  # the same windows, one op
+    pool_rows = tf.constant(adaptive_pool_matrix(rows, height))
+    pool_cols = tf.constant(adaptive_pool_matrix(cols, width))
+    return tf.einsum("ih,bhwc,jw->bijc", pool_rows, tf.cast(feature, tf.float32), pool_cols)
 
 
 def attention_loss(student_feature: tf.Tensor, teacher_feature: tf.Tensor) -> tf.Tensor:

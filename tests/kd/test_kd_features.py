@@ -107,3 +107,17 @@ def test_feature_methods_need_matching_layer_lists(make_cfg):
         validate(make_cfg("procedure=distill", "distill.method=fitnet",
                           "distill.features.teacher_layers=[conv1_relu,conv2_relu]",
                           "distill.features.student_layers=[conv2_relu]"))
+
+
+def test_maps_of_sizes_that_are_not_multiples_pool_adaptively():
+    """7 -> 4 as PyTorch's adaptive pooling: windows [0, 2), [1, 4), [3, 6), [5, 7)."""
+    from src.kd.features import adaptive_pool_matrix
+    np.testing.assert_allclose(adaptive_pool_matrix(7, 4), [[.5, .5, 0, 0, 0, 0, 0], [0, 1 / 3, 1 / 3, 1 / 3, 0, 0, 0],
+                                                            [0, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0], [0, 0, 0, 0, 0, .5, .5]],
+                               rtol=1e-6)
+    student = np.random.default_rng(0).random((2, 7, 7, 3)).astype("float32")
+    teacher = np.random.default_rng(1).random((2, 4, 4, 5)).astype("float32")
+    loss = float(attention_loss(tf.constant(student), tf.constant(teacher)))  # a shape error before
+    pooled = np.einsum("ih,bhwc,jw->bijc", adaptive_pool_matrix(7, 4), student, adaptive_pool_matrix(7, 4))
+    expected = np.mean((attention(tf.constant(pooled)).numpy() - attention(tf.constant(teacher)).numpy()) ** 2)
+    assert loss == pytest.approx(float(expected), rel=1e-5)
