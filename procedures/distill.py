@@ -171,7 +171,8 @@ def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dic
         trained, loss = student, make_loss(student, teacher.model, kd, cached, augment, epoch=epoch)
     fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=out,
-                        val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
+                        val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps,
+                        monitor="accuracy" if kd.method == "dkd" else "loss")  # DKD's loss grows in its warm-up
     out.save_model(student)
     test = with_teacher_logits(teacher.model, data.test)
     held_out = split_metrics(student, with_teacher_logits(teacher.model, val), "val") if len(val["x"]) else {}

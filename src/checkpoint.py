@@ -44,9 +44,11 @@ class TrainingState:
         self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         return read_rows(self.run.file("history.csv"))[: self.epoch]
 
-    def observe(self, val_loss: float, epoch: int, keep_best: bool) -> None:
-        if val_loss < float(self._best.numpy()):
-            self._best.assign(val_loss)
+    def observe(self, value: float, epoch: int, keep_best: bool) -> None:
+        """An epoch's validation value, lower is better: the best epoch and its weights,
+        and the epochs waited since."""
+        if value < float(self._best.numpy()):
+            self._best.assign(value)
             self._best_epoch.assign(epoch)
             self._wait.assign(0)
             if not keep_best:

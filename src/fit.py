@@ -225,14 +225,16 @@ class Fitter(Evaluator):
     def fit(self, train: dict[str, np.ndarray], *, epochs: int, batch_size: int, seed: int,
             run: Run | None = None, val: dict[str, np.ndarray] | None = None,
             early_stopping: int = 0, max_steps: int | None = None, verbose: int = 1,
-            on_epoch_end: Callable[[int, dict], dict | None] | None = None) -> FitResult:
+            on_epoch_end: Callable[[int, dict], dict | None] | None = None, monitor: str = "loss") -> FitResult:
         """Train for `epochs` epochs in the engine's EpochLoop, resuming from run's
         checkpoint when there is one. Each epoch is a fresh permutation of the examples
         (seeded by seed and epoch), cut into full batches.
 
         on_epoch_end(epoch, row) runs after each epoch's metrics and before its checkpoint
         (a procedure's own per-epoch measurements or pictures); a dict it returns joins the
-        epoch's row in history.csv. Resumed epochs are not replayed.
+        epoch's row in history.csv. Resumed epochs are not replayed. Early stopping and the
+        best epoch watch val_<monitor>: "loss" (lower is better) or "accuracy" (higher), for
+        a loss whose scale changes over epochs (a warm-up).
         """
         started = time.perf_counter()
         data = to_tensors(train)
@@ -264,7 +266,8 @@ class Fitter(Evaluator):
             extra = {}
             if has_val:
                 extra = {f"val_{k}": v for k, v in self.evaluate(val).items()}
-                state.observe(extra["val_loss"], epoch, keep_best=bool(early_stopping))
+                watched = extra[f"val_{monitor}"]
+                state.observe(-watched if monitor == "accuracy" else watched, epoch, keep_best=bool(early_stopping))
             if on_epoch_end is not None:
                 extra.update(on_epoch_end(epoch, {**row, **extra}) or {})
             return extra

@@ -183,3 +183,26 @@ def test_batched_covers_every_example_in_order_and_an_empty_split():
     out = batched(lambda part: seen.append(len(part)) or part[:, 0] * 2, x, batch_size=4)
     assert seen == [4, 4, 2] and out.tolist() == [2 * i for i in range(10)]
     assert batched(lambda part: part, x[:0]).shape == (0,)
+
+
+def test_early_stopping_can_watch_validation_accuracy_instead_of_a_growing_loss():
+    """A loss that grows every epoch (a warm-up) while accuracy rises: watching the loss
+    stops after `patience` epochs at the first one; watching accuracy trains on and keeps
+    the last."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    grows = tf.Variable(0.0)
+
+    def loss_fn(batch, training):
+        if training:
+            grows.assign_add(1.0)
+        logits = model(batch["x"])
+        return {"loss": tf.reduce_mean(logits) * 0 + grows, "accuracy": grows / 100.0}
+
+    data = {"x": np.zeros((8, 2), "float32"), "y": np.zeros(8, "int64")}
+    by_loss = Fitter(model, loss_fn, make_optimizer("sgd", 0.0)).fit(
+        data, epochs=6, batch_size=4, seed=0, val=data, early_stopping=2, verbose=0)
+    assert (by_loss.best_epoch, by_loss.epochs_run, by_loss.stopped_early) == (1, 3, True)
+    grows.assign(0.0)
+    by_accuracy = Fitter(model, loss_fn, make_optimizer("sgd", 0.0)).fit(
+        data, epochs=6, batch_size=4, seed=0, val=data, early_stopping=2, verbose=0, monitor="accuracy")
+    assert (by_accuracy.best_epoch, by_accuracy.epochs_run, by_accuracy.stopped_early) == (6, 6, False)
