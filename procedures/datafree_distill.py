@@ -114,10 +114,17 @@ def _distill(cfg: DictConfig, out: Run, data, teacher: Teacher, feature_layer: s
                "generated_agreement": last["generated_agreement"], "generated_classes": last["generated_classes"],
                "missing_classes": len(data.class_names) - last["generated_classes"], "epochs": len(history),
                "resumed_from_epoch": resumed, "train_seconds": seconds, "teacher_source": teacher.source,
-               "generated_per_second": len(history) * gen.steps_per_epoch * gen.batch_size / max(seconds, 1e-9),
+               "generated_per_second": _generated(gen, len(history) - resumed) / max(seconds, 1e-9),
                "selection": "none: the last epoch's student (no real data chosen on)"}
     out.finish(metrics)
     return metrics
+
+
+def _generated(gen, epochs: int) -> int:
+    """Inputs the generator drew in `epochs` epochs: a DAFL iteration draws one batch, an
+    adversarial one a batch per student step and one for the generator step."""
+    per_iteration = 1 if gen.method == "dafl" else gen.student_steps + 1
+    return epochs * gen.steps_per_epoch * gen.batch_size * per_iteration
 
 
 def _fit(trainer: GeneratorDistiller, teacher, pool: tf.Tensor, gen, out: Run, class_names):

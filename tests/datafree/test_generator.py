@@ -94,6 +94,8 @@ def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
     assert metrics["selection"].startswith("none")
     covered = int(list(csv.DictReader((run.dir / "history.csv").open()))[-1]["generated_classes"])
     assert metrics["generated_classes"] == covered and metrics["missing_classes"] == 10 - covered
+    generated = 2 * 3 * 16 * (1 if method == "dafl" else 6)  # an adversarial iteration draws 5 student batches + 1
+    assert metrics["generated_per_second"] * metrics["train_seconds"] == pytest.approx(generated)
 
 
 def test_the_summary_warns_when_the_generator_misses_classes(make_cfg):
