@@ -25,8 +25,15 @@ BN = {"momentum": 0.9, "epsilon": 1e-5}
 
 
 def _conv(x, filters: int, kernel: int, stride: int, name: str):
+    """A bias-free conv padded as PyTorch's padding=kernel // 2: a strided 3x3 conv is
+    centred on rows and columns 0, 2, 4, ... like its 1x1 shortcut (TensorFlow's "same"
+    would pad after only, centring it on 1, 3, 5, ...)."""
     init = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
-    return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+    padding = "same"
+    if stride > 1 and kernel > 1:
+        x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
                          kernel_initializer=init, name=name)(x)
 
 

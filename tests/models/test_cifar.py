@@ -34,3 +34,22 @@ def test_a_saved_network_reloads_with_its_batch_statistics(tmp_path):
     model.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(model(x, training=False), reloaded(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_a_strided_conv_is_centred_where_its_shortcut_is():
+    """A 3x3 stride-2 conv that copies its centre pixel reads rows and columns 0 and 2 of a
+    4x4 input, as PyTorch's padding=1 and the 1x1 stride-2 shortcut do."""
+    import keras
+    import numpy as np
+
+    from models.cifar import _conv
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, [_conv(inputs, 1, 3, 2, "main"), _conv(inputs, 1, 1, 2, "shortcut")])
+    centre = np.zeros((3, 3, 1, 1), "float32")
+    centre[1, 1] = 1.0
+    model.get_layer("main").set_weights([centre])
+    model.get_layer("shortcut").set_weights([np.ones((1, 1, 1, 1), "float32")])
+    x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    main, shortcut = (np.asarray(out)[0, :, :, 0] for out in model(x))
+    np.testing.assert_array_equal(main, [[0, 2], [8, 10]])
+    np.testing.assert_array_equal(shortcut, main)
