@@ -1,5 +1,5 @@
 """datafree_distill: a generator and the student trained together against the frozen
-teacher (DAFL, or the adversarial DFAD / ZSKT variant), no real training data anywhere.
+teacher (DAFL, or the adversarial DFAD), no real training data anywhere.
 
     python main.py procedure=datafree_distill                              # lenet -> lenet_half, DAFL
     python main.py procedure=datafree_distill generator=adversarial

@@ -6,7 +6,7 @@ against the frozen teacher, no real data anywhere.
                  + ie * sum_k p_k log10 p_k (p the batch-mean teacher softmax, f the
                  teacher's features); the student learns KL(p_T || q_T) on the same
                  batch, cut off from the generator's gradient. Both step every iteration.
-    adversarial  (DFAD, Fang et al. 2019; ZSKT, Micaelli & Storkey 2019) the generator
+    adversarial  (DFAD, Fang et al. 2019) the generator
                  maximises the teacher-student discrepancy D = mean |s - t| (logits), the
                  student minimises it: `student_steps` student steps on fresh batches, then
                  one generator step.
