@@ -26,7 +26,7 @@ from procedures._upstream import (Teacher, build_model, load_data, model_identit
                                   teacher_architecture, teacher_row, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
-from src.checkpoint import TrainingState
+from src.checkpoint import TrainingState, seed_states
 from src.datafree.generator import DAFL_BN_EPSILON, DEFAULT_BN_EPSILON, GeneratorDistiller, build_generator
 from src.datafree.plots import sample_grid_png
 from src.fit import predict_logits
@@ -135,7 +135,8 @@ def _fit(trainer: GeneratorDistiller, teacher, pool: tf.Tensor, gen, out: Run, c
     started = time.perf_counter()
     parts = tf.train.Checkpoint(generator=trainer.generator, student=trainer.student, noise=trainer.noise)
     optimizers = tf.train.Checkpoint(generator=trainer.generator_optimizer, student=trainer.student_optimizer)
-    loop = EpochLoop(TrainingState(parts, optimizers, out), trainer.metric_names, fix="Lower generator.lr")
+    random = seed_states(trainer.student, trainer.generator)  # dropout's streams, beside the noise generator's
+    loop = EpochLoop(TrainingState(parts, optimizers, out, random), trainer.metric_names, fix="Lower generator.lr")
     history = loop.restore()
     resumed = loop.state.epoch
     loop.run(history, gen.epochs, gen.steps_per_epoch, lambda epoch, start, count: trainer.steps(count),

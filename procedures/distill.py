@@ -169,7 +169,8 @@ def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dic
         trained, loss = make_feature_loss(student, teacher.model, kd, augment, epoch=epoch)
     else:
         trained, loss = student, make_loss(student, teacher.model, kd, cached, augment, epoch=epoch)
-    fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
+    fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay,
+                    random_sources=(augment,))
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=out,
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps,
                         monitor="accuracy" if kd.method == "dkd" else "loss")  # DKD's loss grows in its warm-up

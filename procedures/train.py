@@ -55,8 +55,9 @@ def _train(cfg: DictConfig, out: Run) -> dict:
 def fit_classifier(cfg: DictConfig, out: Run, model, data) -> dict:
     """Train `model` on cfg's data with cross-entropy, save it as the run's model.keras,
     and finish the run with its test metrics."""
-    fitter = Fitter(model, classifier_loss(model, augment_for(cfg)), optimizer_for(cfg, len(data.x_train)),
-                    jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay)
+    augment = augment_for(cfg)
+    fitter = Fitter(model, classifier_loss(model, augment), optimizer_for(cfg, len(data.x_train)),
+                    jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay, random_sources=(augment,))
     result = fitter.fit(data.train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=out,
                         val=data.val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps)
     val = fitter.evaluate(data.val) if len(data.x_val) else {}

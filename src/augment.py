@@ -42,6 +42,8 @@ def make_augment(kind: str, seed: int, mixup_alpha: float = 1.0) -> Callable[[di
         if geometric is not None:
             batch = {**batch, "x": geometric(batch["x"])}
         return mixup(batch) if mixup is not None else batch
+    augment.seed_generators = [*(getattr(geometric, "seed_generators", [])),
+                               *([mixup.seed_generator] if mixup is not None else [])]  # kept by checkpoints
     return augment
 
 
@@ -57,7 +59,11 @@ def _geometric(kind: str, seed: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
     if "flip" in kind:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
     pipeline = keras.Sequential(layers, name=f"augment_{kind}")
-    return lambda x: tf.cast(pipeline(x, training=True), x.dtype)
+
+    def geometric(x: tf.Tensor) -> tf.Tensor:
+        return tf.cast(pipeline(x, training=True), x.dtype)
+    geometric.seed_generators = [g for layer in layers for g in layer._seed_generators]
+    return geometric
 
 
 class Mixup:

@@ -12,10 +12,24 @@ from src.history import read_rows, write_rows
 from src.runstore import Run, atomic_write
 
 
-class TrainingState:
-    """Epoch counter, early-stopping state and checkpoints of one fit, kept in run/ckpt."""
+def seed_states(*sources) -> list:
+    """The state variables of every Keras random-seed generator in `sources` (models and
+    layers: dropout, random augmentation layers; or objects listing their `seed_generators`,
+    such as an augmentation): what a checkpoint keeps so that a resumed run draws the same
+    random numbers as an uninterrupted one."""
+    generators = []
+    for source in sources:
+        if isinstance(source, keras.layers.Layer):
+            generators += [g for layer in source._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+        generators += list(getattr(source, "seed_generators", []))
+    return [generator.state for generator in dict.fromkeys(generators)]
 
-    def __init__(self, model: keras.Model, optimizer, run: Run | None):
+
+class TrainingState:
+    """Epoch counter, early-stopping state and checkpoints of one fit, kept in run/ckpt:
+    with `random` (seed_states), the random streams too."""
+
+    def __init__(self, model: keras.Model, optimizer, run: Run | None, random: list | tuple = ()):
         self.model = model
         self.run = run
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -23,7 +37,8 @@ class TrainingState:
         self._best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._wait = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch,
-                                              best=self._best, best_epoch=self._best_epoch, wait=self._wait)
+                                              best=self._best, best_epoch=self._best_epoch, wait=self._wait,
+                                              random=list(random))
         self.manager = None
         self._best_in_memory = None
         if run is not None:

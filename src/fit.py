@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from src.checkpoint import TrainingState
+from src.checkpoint import TrainingState, seed_states
 from src.errors import ConfigError
 from src.loop import EpochLoop
 from src.optim import steps_per_epoch
@@ -151,16 +151,18 @@ class Fitter(Evaluator):
     """Compiled train steps plus the epoch loop for one model and loss."""
 
     def __init__(self, model: keras.Model, loss_fn: LossFn, optimizer, *, jit_compile: bool = False,
-                 variables: list | None = None, weight_decay: float = 0.0):
+                 variables: list | None = None, weight_decay: float = 0.0, random_sources: tuple = ()):
         """weight_decay adds (weight_decay / 2) * ||w||^2 of every trained variable to the
         loss that is differentiated: the coupled L2 of PyTorch's SGD(weight_decay), which
         Keras' own (decoupled) weight_decay is not under momentum. The reported loss
-        stays the data loss."""
+        stays the data loss. The random streams of the model (dropout) and of
+        `random_sources` (the loss's augmentation) are checkpointed with it."""
         super().__init__(loss_fn, jit_compile=jit_compile)
         self.weight_decay = float(weight_decay)
         self.model = model
         self.optimizer = optimizer
         self.variables = list(variables if variables is not None else model.trainable_variables)
+        self.random = seed_states(model, *[source for source in random_sources if source is not None])
         self.optimizer.build(self.variables)
         self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
         chunk = self._train_chunk_py if self.strategy is None else self._train_chunk_distributed
@@ -249,7 +251,7 @@ class Fitter(Evaluator):
                               f"{batch_size - batch_size % self.replicas or self.replicas})")
         steps = steps_per_epoch(n, batch_size, max_steps)
         has_val = bool(val) and len(next(iter(val.values()))) > 0
-        state = TrainingState(self.model, self.optimizer, run)
+        state = TrainingState(self.model, self.optimizer, run, self.random)
         loop = EpochLoop(state, self.metric_names, verbose=verbose)
         result = FitResult(history=loop.restore(), resumed_from=state.epoch)
 

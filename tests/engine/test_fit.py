@@ -206,3 +206,32 @@ def test_early_stopping_can_watch_validation_accuracy_instead_of_a_growing_loss(
     by_accuracy = Fitter(model, loss_fn, make_optimizer("sgd", 0.0)).fit(
         data, epochs=6, batch_size=4, seed=0, val=data, early_stopping=2, verbose=0, monitor="accuracy")
     assert (by_accuracy.best_epoch, by_accuracy.epochs_run, by_accuracy.stopped_early) == (6, 6, False)
+
+
+def test_a_resumed_fit_draws_the_same_dropout_and_augmentation_as_an_uninterrupted_one(tmp_path):
+    """Two epochs straight, against one epoch, a new process's objects, and a resume to two:
+    the same weights, because the checkpoint keeps the random streams of the model's
+    dropout and of the augmentation (a shift and mixup)."""
+    from src.augment import make_augment
+    from src.losses import classifier_loss
+    from src.runstore import locate
+
+    def fit(epochs: int, folder):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        hidden = keras.layers.Dropout(0.5)(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+        augment = make_augment("shift_mixup", seed=0)
+        run = locate(folder, "d", "train", "m", {})
+        run.start({})
+        fitter = Fitter(model, classifier_loss(model, augment), make_optimizer("adam", 0.01), random_sources=(augment,))
+        data = {"x": np.random.default_rng(1).random((64, 8, 8, 1)).astype("float32"),
+                "y": np.random.default_rng(2).integers(0, 3, 64)}
+        fitter.fit(data, epochs=epochs, batch_size=16, seed=0, run=run, verbose=0)
+        return [w.copy() for w in model.get_weights()]
+
+    straight = fit(2, tmp_path / "straight")
+    fit(1, tmp_path / "killed")
+    resumed = fit(2, tmp_path / "killed")
+    for a, b in zip(straight, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
