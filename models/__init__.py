@@ -24,6 +24,7 @@ _REGISTRY = {
     "hinton800": _hinton.hinton800,
     "lenet": _lenet.lenet,
     "lenet_half": _lenet.lenet_half,
+    "lenet_bn": _lenet.lenet_bn,
     "convnet": _convnet.convnet,
     "resnet20": _cifar.resnet20,
     "resnet56": _cifar.resnet56,

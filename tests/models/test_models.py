@@ -17,6 +17,7 @@ EXPECTED_ACTIVATIONS = {
     "hinton800": ["fc1", "fc2", "logits"],
     "lenet": ["conv1", "conv2", "fc1", "fc2", "logits"],
     "lenet_half": ["conv1", "conv2", "fc1", "fc2", "logits"],
+    "lenet_bn": ["conv1", "conv2", "fc1", "fc2", "logits"],
     "convnet": ["conv1", "conv2", "fc1", "logits"],
 }
 MNIST_MODELS = tuple(EXPECTED_ACTIVATIONS)  # the CIFAR networks have tests/models/test_cifar.py
@@ -27,8 +28,8 @@ def _batch(shape, n=4, seed=0):
 
 
 def test_names():
-    assert NAMES == ("hinton1200", "hinton800", "lenet", "lenet_half", "convnet", "resnet20", "resnet56",
-                     "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2")
+    assert NAMES == ("hinton1200", "hinton800", "lenet", "lenet_half", "lenet_bn", "convnet", "resnet20",
+                     "resnet56", "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2")
 
 
 @pytest.mark.parametrize("name", MNIST_MODELS)
@@ -42,7 +43,7 @@ def test_builds_on_mnist_and_outputs_logits(name):
     assert not np.allclose(out.sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("name", ["lenet", "lenet_half", "convnet"])
+@pytest.mark.parametrize("name", ["lenet", "lenet_half", "lenet_bn", "convnet"])
 @pytest.mark.parametrize("shape, classes", [((32, 32, 3), 100), ((32, 32, 1), 10), ((8, 8, 1), 10)])
 def test_image_models_on_other_shapes(name, shape, classes):
     model = build(name, shape, classes)
@@ -79,6 +80,9 @@ def test_hinton_accepts_flat_input():
         # conv1 5*5*1*3+3 = 78; conv2 5*5*3*8+8 = 608; flatten 5*5*8 = 200
         # fc1 200*120+120 = 24,120; fc2 10,164; logits 850
         ("lenet_half", (32, 32, 1), 35_820),
+        # lenet's kernels without the 6+16+120+84 biases before a BN (61,480), plus each
+        # BN's 4 per channel: 4 * (6+16+120+84) = 904
+        ("lenet_bn", (32, 32, 1), 62_384),
     ],
 )
 def test_parameter_counts(name, shape, expected):
@@ -195,6 +199,29 @@ def test_save_load_round_trip(name, tmp_path):
     )
     assert reloaded.name == name
     assert activation_layers(reloaded) == EXPECTED_ACTIVATIONS[name]
+
+
+def test_lenet_bn_normalises_every_hidden_layer_before_its_relu(tmp_path):
+    """conv/dense (no bias) -> <name>_bn -> <name>_relu; BN statistics move in training only,
+    and survive a .keras round trip (optimize.objective=batchnorm reads them)."""
+    keras.utils.set_random_seed(0)
+    model = build("lenet_bn", MNIST, 10)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.name for layer in bns] == ["conv1_bn", "conv2_bn", "fc1_bn", "fc2_bn"]
+    for name in ("conv1", "conv2", "fc1", "fc2"):
+        assert not model.get_layer(name).use_bias
+        bn = model.get_layer(f"{name}_bn")
+        assert bn.input is model.get_layer(name).output
+        assert model.get_layer(f"{name}_relu").input is bn.output
+    assert model.get_layer("logits").use_bias
+    before = np.asarray(model.get_layer("conv1_bn").moving_mean)
+    model(_batch(MNIST, n=8), training=False)
+    np.testing.assert_array_equal(before, model.get_layer("conv1_bn").moving_mean)
+    model(_batch(MNIST, n=8), training=True)
+    assert not np.array_equal(before, model.get_layer("conv1_bn").moving_mean)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(reloaded.get_layer("conv1_bn").moving_mean, model.get_layer("conv1_bn").moving_mean)
 
 
 def test_dropout_only_in_teacher():

@@ -11,7 +11,7 @@ from src.errors import ConfigError
 from src.schema import validate
 from tests.conftest import ROOT, compose_config
 
-MODELS = ["hinton1200", "hinton800", "lenet", "lenet_half", "convnet"]
+MODELS = ["hinton1200", "hinton800", "lenet", "lenet_half", "lenet_bn", "convnet"]
 DATASETS = ["mnist_sample", "digits", "synthetic", "fashion_mnist", "mnist", "mnist_conv", "cifar10", "cifar100"]
 ALL_PROCEDURES = sorted(p.stem for p in (ROOT / "conf/procedure").glob("*.yaml"))
 
