@@ -48,7 +48,7 @@ class OptimizeConfig:
     bn_weight: float = 10.0  # batchnorm: weight of the BN-statistics term beside the CE (DeepInversion's CIFAR value)
     # image priors (src/datafree/priors.py), with every objective; 0 / false = off
     tv_l1: float = 0.0
-    tv_l2: float = 0.0  # DeepInversion's CIFAR value: 2.5e-5
+    tv_l2: float = 0.0  # DeepInversion's CIFAR value: 2.5e-5 (taken over each batch, as DeepInversion's)
     l2: float = 0.0
     roll: int = 0  # the teacher sees the inputs rolled by up to this many pixels, anew at each step (CIFAR: 2)
     flip: bool = False  # and mirrored left-right half of the time (not for digits or clothes)
