@@ -42,8 +42,7 @@ def make_augment(kind: str, seed: int, mixup_alpha: float = 1.0) -> Callable[[di
         if geometric is not None:
             batch = {**batch, "x": geometric(batch["x"])}
         return mixup(batch) if mixup is not None else batch
-    augment.seed_generators = [*(getattr(geometric, "seed_generators", [])),
-                               *([mixup.seed_generator] if mixup is not None else [])]  # kept by checkpoints
+    augment.random_sources = [part for part in (geometric, mixup) if part is not None]  # kept by checkpoints
     return augment
 
 
@@ -62,7 +61,7 @@ def _geometric(kind: str, seed: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
 
     def geometric(x: tf.Tensor) -> tf.Tensor:
         return tf.cast(pipeline(x, training=True), x.dtype)
-    geometric.seed_generators = [g for layer in layers for g in layer._seed_generators]
+    geometric.random_sources = [pipeline]
     return geometric
 
 
@@ -77,6 +76,7 @@ class Mixup:
     def __init__(self, alpha: float, seed: int):
         self.alpha = float(alpha)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.random_sources = [self.seed_generator]
 
     def __call__(self, batch: dict) -> dict:
         x = batch["x"]

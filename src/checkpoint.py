@@ -13,16 +13,23 @@ from src.runstore import Run, atomic_write
 
 
 def seed_states(*sources) -> list:
-    """The state variables of every Keras random-seed generator in `sources` (models and
-    layers: dropout, random augmentation layers; or objects listing their `seed_generators`,
-    such as an augmentation): what a checkpoint keeps so that a resumed run draws the same
-    random numbers as an uninterrupted one."""
-    generators = []
+    """The state variables of every Keras random-seed generator in `sources`: seed
+    generators themselves, layers and models (dropout, random augmentation layers, at any
+    depth), and objects that list theirs as `random_sources` (an augmentation). What a
+    checkpoint keeps so that a resumed run draws the random numbers an uninterrupted one would."""
+    return [generator.state for generator in dict.fromkeys(_seed_generators(sources))]
+
+
+def _seed_generators(sources) -> list:
+    found = []
     for source in sources:
-        if isinstance(source, keras.layers.Layer):
-            generators += [g for layer in source._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
-        generators += list(getattr(source, "seed_generators", []))
-    return [generator.state for generator in dict.fromkeys(generators)]
+        if isinstance(source, keras.random.SeedGenerator):
+            found.append(source)
+        elif isinstance(source, keras.layers.Layer):
+            found += [g for layer in source._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+        else:
+            found += _seed_generators(getattr(source, "random_sources", ()))
+    return found
 
 
 class TrainingState:

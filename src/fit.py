@@ -162,7 +162,7 @@ class Fitter(Evaluator):
         self.model = model
         self.optimizer = optimizer
         self.variables = list(variables if variables is not None else model.trainable_variables)
-        self.random = seed_states(model, *[source for source in random_sources if source is not None])
+        self.random = seed_states(model, *random_sources)  # a source may be None (no augmentation)
         self.optimizer.build(self.variables)
         self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
         chunk = self._train_chunk_py if self.strategy is None else self._train_chunk_distributed
