@@ -25,6 +25,7 @@ from procedures._upstream import upstream
 from src.errors import ConfigError
 from src.schema import validate
 from src.stats import seed_interval
+from src.sweep import row_overrides
 from src.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ def _row_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     procedure= and seed= replace the suite's."""
     if not GlobalHydra.instance().is_initialized():
         raise ConfigError("procedure=suite runs through main.py (it composes each row with Hydra)")
-    replaced = tuple(o.split("=", 1)[0] + "=" for o in overrides if "=" in o)
-    base = [o for o in HydraConfig.get().overrides.task if not o.startswith(("procedure=", *replaced))]
-    row = compose(config_name="config", overrides=[*base, *overrides])
+    row = compose(config_name="config", overrides=row_overrides(list(HydraConfig.get().overrides.task), overrides))
     validate(row)
     return row
 

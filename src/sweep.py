@@ -117,6 +117,13 @@ def _default_headline(declared: str | None, metrics: dict) -> str | None:
     return next(iter(metrics), None)
 
 
+def row_overrides(command_line: list[str], row: list[str]) -> list[str]:
+    """The overrides that compose one row of a suite: the command line's (a preset
+    included), less procedure= and every key the row sets, then the row's."""
+    replaced = tuple(o.split("=", 1)[0] + "=" for o in row if "=" in o)
+    return [o for o in command_line if not o.startswith(("procedure=", *replaced))] + list(row)
+
+
 def parse_value(text):
     """An override's value as int or float when it is one (so tables round it), else as given."""
     for kind in (int, float):

@@ -64,3 +64,10 @@ def test_optuna_presets_compose(preset, procedure, keys):
         cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
     assert cfg.procedure.name == procedure and cfg.optimized_metric == "val_accuracy"
     assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.sweeper.direction == "maximize"
+
+
+def test_a_suite_row_replaces_the_keys_it_sets_and_the_procedure():
+    from src.sweep import row_overrides
+    command_line = ["experiment=datafree_lenet", "procedure=suite", "seed=3", "dataset=fashion_mnist"]
+    assert row_overrides(command_line, ["procedure=distill", "seed=0"]) == [
+        "experiment=datafree_lenet", "dataset=fashion_mnist", "procedure=distill", "seed=0"]

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from src.schema import validate
+from src.sweep import row_overrides
 from tests.conftest import ROOT, as_main
 
 PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
@@ -21,14 +22,10 @@ DEBUG = pytest.mark.parametrize("debug", [[], ["debug=smoke"]], ids=["full", "sm
 
 
 def _suite_rows(cfg) -> list:
-    """Each row's config, composed by the rule of procedures/suite._row_config (the
-    command line, the row's overrides replacing the keys they name, procedure= included)."""
-    rows = []
-    for row in cfg.suite.rows:
-        replaced = tuple(o.split("=", 1)[0] + "=" for o in row.overrides if "=" in o)
-        base = [o for o in HydraConfig.get().overrides.task if not o.startswith(("procedure=", *replaced))]
-        rows.append(compose(config_name="config", overrides=[*base, *row.overrides, "seed=0"]))
-    return rows
+    """Each row's config, composed as procedure=suite composes it (src.sweep.row_overrides)."""
+    command_line = list(HydraConfig.get().overrides.task)
+    return [compose(config_name="config", overrides=row_overrides(command_line, [*row.overrides, "seed=0"]))
+            for row in cfg.suite.rows]
 
 
 def _assert_smoke(cfg) -> None:
