@@ -45,13 +45,14 @@ REPORT = {
         "metrics": ["val_fii", "fii", "test_accuracy", "baseline", "fidelity", "interpretability", "fir", "collapsed",
                     "mask_only_accuracy", "chance_accuracy", "support_mask_only_accuracy", "swap_mask_class",
                     "swap_image_class", "support_swap_mask_class", "support_swap_image_class", "evalx_fii",
-                    "evalx_accuracy", "evalx_fidelity", "selected", "final_fii", "test_accuracy_sampled",
+                    "evalx_accuracy", "evalx_fidelity", "evalx_control_fidelity", "evalx_fidelity_vs_control",
+                    "evalx_control_fii", "selected", "final_fii", "test_accuracy_sampled",
                     "interpretability_sampled", "train_hidden", "final_alpha", "epochs"]},
     "hns_seeker": {"settings": ["hns.seeker", "train.epochs", "train.batch_size"],
                    "metrics": ["val_accuracy", "test_accuracy", "epochs", "train_seconds"]},
     "hns_hider": {"settings": ["hns.hider", "hns.mask_channels", "train.epochs"],
                   "metrics": ["test_bce", "test_mse", "epochs"]},
-    "hns_evalx": {"settings": ["hns.seeker", "seed", "train.epochs"],
+    "hns_evalx": {"settings": ["hns.seeker", "hns.evalx_keep", "seed", "train.epochs"],
                   "metrics": ["test_accuracy", "test_accuracy_random_masks", "epochs", "train_seconds"]},
 }
 ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", "min_delta", "keep_alpha_weights",
@@ -94,6 +95,8 @@ def artifact(cfg: DictConfig) -> Run:
         settings.update({k: h[k] for k in ADAPTIVE_KEYS})
     key = {"procedure": "hns_train", "hns": settings, **run_key(cfg)}
     key.update({f"{part}_from": _source_id(cfg, part) for part in pretrained_parts(h)})
+    if h.evalx:  # the encoding figures are scored by this evaluator
+        key["evalx_from"] = pretrained_artifact(cfg, "evalx").hash
     if h.mode == "realx":  # the seeker and the baseline are the judge's
         key["seeker_from"] = key["baseline"] = pretrained_artifact(cfg, "judge").hash
     else:
@@ -119,7 +122,9 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
     if m.get("evalx_fii") is not None:
         rows += [{"weights": "EVAL-X evaluator, whole images", "test acc": m["evalx_whole_accuracy"]},
                  {"weights": "EVAL-X evaluator, the result's masks", "test acc": m["evalx_accuracy"],
-                  "F": m["evalx_fidelity"], "I": m["interpretability"], "FII": m["evalx_fii"]}]
+                  "F": m["evalx_fidelity"], "I": m["interpretability"], "FII": m["evalx_fii"]},
+                 {"weights": "EVAL-X evaluator, code-free masks as sparse", "test acc": m["evalx_control_accuracy"],
+                  "F": m["evalx_control_fidelity"], "FII": m["evalx_control_fii"]}]
     return rows, _notes(m)
 
 
@@ -138,7 +143,10 @@ def _notes(m: dict) -> list[str]:
              f"{_value(m['swap_mask_class'])}, as its own {_value(m['swap_image_class'])} (code-free masks: "
              f"{_value(m.get('support_swap_mask_class'))} / {_value(m.get('support_swap_image_class'))})"]
     if m.get("evalx_fii") is not None:
-        notes.append("EVAL-X never saw a hider's mask, so it reads no code: its FII is the figure to trust")
+        notes.append(f"EVAL-X never saw a hider's mask, so it reads no code: its FII is the figure to trust; its F "
+                     f"on the result's masks minus its F on code-free masks as sparse: "
+                     f"{m['evalx_fidelity_vs_control']:+.4f} (below 0: the masks show less evidence than random "
+                     f"pixels of the object)")
     return notes
 
 

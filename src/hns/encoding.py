@@ -7,16 +7,20 @@ the layout of the kept pixels tells the class by itself. Three diagnostics:
     mask swap   each test image seen through the mask of an image of another class: the
                 share classified as the mask's class (a code is read) and as the image's
                 own class (the evidence is used)
-    control     both tests again with code-free masks (support_masks): as many pixels kept
-                per image as the run's mask, drawn at random among the image's own nonzero
-                pixels. Where the background is 0 (digits, clothing), where an object has
-                pixels is itself evidence, so these give the scores of a mask that follows
-                the object and carries no code
-    EVAL-X      an evaluator of the seeker's architecture trained once per data set on
-                inputs with each pixel kept independently with probability 1/2 (hidden
-                pixels 0), drawn independently of any hider, so it cannot have learned a
-                code; a run's masks are scored by its accuracy on the masked test images
-                and F, I, FII with it (F against its accuracy on whole images)
+    control     both tests again with code-free masks (support_masks): the run's kept-pixel
+                counts, shuffled across images (so a count that codes the class codes
+                nothing), each drawn at random among the image's own nonzero pixels. Where
+                the background is 0 (digits, clothing), where an object has pixels is itself
+                evidence, so these give the scores of a mask as sparse as the run's that
+                follows the object and carries no code
+    EVAL-X      an evaluator of the seeker's architecture trained on inputs with each pixel
+                kept independently with a keep rate (hidden pixels 0; `hns.evalx_keep`: 1/2,
+                or a rate drawn per image from a range), drawn independently of any hider,
+                so it cannot have learned a code; a run's masks are scored by its accuracy
+                on the masked test images and F, I, FII with it (F against its accuracy on
+                whole images). The evaluator also scores the code-free control masks: EVAL-X
+                loses accuracy on sparse masks that carry no code too, so a run's EVAL-X F is
+                read against the control's F at its own sparsity (`evalx_control_*`)
 
 `diagnostics` runs them all on a trained joint model's test split.
 """
@@ -33,7 +37,7 @@ from src.hns.masks import thresholded
 from src.hns.scores import figures_of_merit
 from src.losses import accuracy, cross_entropy
 
-KEEP = 0.5  # EVAL-X: each pixel kept with this probability
+KEEP = (0.5, 0.5)  # EVAL-X's default keep rate (low, high): each pixel kept with probability 1/2
 
 
 def chance_level(num_classes: int) -> float:
@@ -70,46 +74,75 @@ def mask_swap_shares(classify: Callable[[np.ndarray, np.ndarray], np.ndarray], x
 
 
 def support_masks(x: np.ndarray, masks: np.ndarray, seed: int) -> np.ndarray:
-    """Code-free masks [N, H, W, 1]: per image as many kept pixels as `masks` keeps, drawn
-    at random among the pixels where x is nonzero in some channel (all of them, when the
-    mask keeps more than the image has). They depend on the image's support only, never on
-    its class."""
+    """Code-free masks [N, H, W, 1]: the kept-pixel counts of `masks`, shuffled across the
+    images, each drawn at random among the pixels where x is nonzero in some channel (all of
+    them, when the count is more than the image has). An image's count comes from another
+    image's mask, so neither where nor how many pixels are kept depends on its own mask:
+    the masks carry no code, and keep the run's distribution of sparsity."""
+    rng = np.random.default_rng([seed, 11])
     support = np.any(x != 0, axis=-1).reshape(len(x), -1)
-    kept = np.rint(np.mean(masks, axis=-1).reshape(len(x), -1).sum(axis=1)).astype(np.int64)
-    draw = np.random.default_rng([seed, 11]).random(support.shape) + np.where(support, 0.0, 2.0)
+    kept = rng.permutation(np.rint(np.mean(masks, axis=-1).reshape(len(x), -1).sum(axis=1)).astype(np.int64))
+    draw = rng.random(support.shape) + np.where(support, 0.0, 2.0)
     rank = np.argsort(np.argsort(draw, axis=1), axis=1)  # support pixels rank first, in random order
     out = (rank < kept[:, None]) & support
     return out.reshape(x.shape[:3] + (1,)).astype(np.float32)
 
 
-def random_keep(x: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
-    """x with each pixel kept where the uniform u [batch, H, W, 1] is below KEEP, 0 elsewhere
-    (one draw per pixel, shared by its channels)."""
-    return x * tf.cast(u < KEEP, x.dtype)
+def random_keep(x: tf.Tensor, u: tf.Tensor, rate: tf.Tensor | float = KEEP[0]) -> tf.Tensor:
+    """x with each pixel kept where the uniform u [batch, H, W, 1] is below `rate` (a number,
+    or one per image, [batch, 1, 1, 1]), 0 elsewhere (one draw per pixel, shared by its
+    channels)."""
+    return x * tf.cast(u < rate, x.dtype)
 
 
-def evaluator_loss(model: keras.Model, seed: int):
-    """loss_fn for src.fit: cross-entropy of the evaluator on randomly masked inputs. The
-    masks come from the batch's images alone: training draws them from the evaluator's
-    own generator, evaluation from fixed stateless noise (a reproducible figure)."""
+def keep_rates(keep: tuple[float, float], v: tf.Tensor) -> tf.Tensor:
+    """One keep rate per image [batch, 1, 1, 1], uniform in keep = (low, high) from the
+    uniform v [batch, 1, 1, 1]: an evaluator trained on a range of sparsities."""
+    low, high = keep
+    return low + (high - low) * v
+
+
+def evaluator_loss(model: keras.Model, seed: int, keep: tuple[float, float] = KEEP):
+    """loss_fn for src.fit: cross-entropy of the evaluator on randomly masked inputs, each
+    image's keep rate drawn from `keep` (low, high). The masks come from the batch's images
+    alone: training draws them from the evaluator's own generator, evaluation from fixed
+    stateless noise (a reproducible figure)."""
     noise = tf.random.Generator.from_seed(seed)
+    low, high = (float(k) for k in keep)
 
     def loss_fn(batch: dict, training: bool) -> dict:
         x = batch["x"]
         shape = tf.concat([tf.shape(x)[:3], [1]], 0)
-        u = noise.uniform(shape) if training else tf.random.stateless_uniform(shape, seed=[seed, 3])
-        logits = tf.cast(model(random_keep(x, u), training=training), tf.float32)
+        rates = tf.concat([tf.shape(x)[:1], [1, 1, 1]], 0)
+        if training:
+            u, v = noise.uniform(shape), noise.uniform(rates)
+        else:
+            u, v = tf.random.stateless_uniform(shape, seed=[seed, 3]), tf.random.stateless_uniform(rates, seed=[seed, 4])
+        rate = keep_rates((low, high), v)
+        logits = tf.cast(model(random_keep(x, u, rate), training=training), tf.float32)
         return {"loss": cross_entropy(batch["y"], logits), "accuracy": accuracy(batch["y"], logits)}
     return loss_fn
 
 
 def evalx_scores(evaluator: keras.Model, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
-                 whole_accuracy: float) -> dict:
+                 whole_accuracy: float, prefix: str = "evalx") -> dict:
     """The evaluator's accuracy on x * masks, and F, I, FII with it (F = that accuracy over
-    its accuracy on whole images)."""
+    its accuracy on whole images), named <prefix>_accuracy, _fidelity, _fii."""
     predicted = _predict(lambda rows: evaluator(x[rows] * masks[rows], training=False), len(x))
     merit = figures_of_merit(float(np.mean(predicted == y)), 1.0 - float(np.mean(masks)), whole_accuracy)
-    return {"evalx_accuracy": merit["accuracy"], "evalx_fidelity": merit["fidelity"], "evalx_fii": merit["fii"]}
+    return {f"{prefix}_accuracy": merit["accuracy"], f"{prefix}_fidelity": merit["fidelity"],
+            f"{prefix}_fii": merit["fii"]}
+
+
+def matched_evalx(evaluator: keras.Model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, control: np.ndarray,
+                  whole_accuracy: float) -> dict:
+    """EVAL-X on the run's masks and on the code-free control masks of the same sparsity,
+    and the difference of their F: what the run's masks lose (or gain) against masks as
+    sparse that carry no code."""
+    out = {**evalx_scores(evaluator, x, y, masks, whole_accuracy),
+           **evalx_scores(evaluator, x, y, control, whole_accuracy, prefix="evalx_control")}
+    out["evalx_fidelity_vs_control"] = out["evalx_fidelity"] - out["evalx_control_fidelity"]
+    return out
 
 
 def diagnostics(model, test: dict, num_classes: int, seed: int, evaluator: keras.Model | None = None,
@@ -131,7 +164,7 @@ def diagnostics(model, test: dict, num_classes: int, seed: int, evaluator: keras
            "support_mask_only_accuracy": float(np.mean(classify(np.full_like(x, fill), control) == y)),
            **{f"support_{k}": v for k, v in mask_swap_shares(classify, x, y, control, seed).items()}}
     if evaluator is not None:
-        out.update(evalx_scores(evaluator, x, y, masks, whole_accuracy), evalx_whole_accuracy=whole_accuracy)
+        out.update(matched_evalx(evaluator, x, y, masks, control, whole_accuracy), evalx_whole_accuracy=whole_accuracy)
     return out
 
 

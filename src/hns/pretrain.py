@@ -5,14 +5,16 @@ any upstream run (procedures/_upstream.upstream_run):
                                      test accuracy is the fidelity baseline
     HiderStage           hns_hider   the hider alone, an autoencoder of the input (or of its
                                      channel mean): a start for hns.init=pretrained_hider
-    EvaluatorStage(seed) hns_evalx   the seeker's architecture on randomly masked inputs
-                                     (src/hns/encoding.py), never a hider's: seed 0 is
-                                     EVAL-X, which scores every run; seed 1 the judge,
-                                     realx's frozen seeker
+    EvaluatorStage       hns_evalx   the seeker's architecture on randomly masked inputs
+                                     (src/hns/encoding.py), never a hider's: EVAL-X, which
+                                     scores every run (keep rate hns.evalx_keep), and the
+                                     judge, realx's frozen seeker (keep rate 1/2)
 
 A stage's methods take the stage's own config: the run's, with `changes(cfg)` applied
-(the procedure applies them). The evaluators have fixed seeds whatever the run's, so one
-serves every run, and a realx hider is scored by an evaluator it was not trained against.
+(the procedure applies them). The evaluators' seeds come from hns.evalx_seed, s (null: the
+run's seed): EVAL-X is trained with seed 2s, the judge with 2s + 1, so a realx hider is
+scored by an evaluator it was not trained against. With a fixed s one pair serves every
+run; with s the run's seed a table over seeds includes the evaluators' own variance.
 """
 from __future__ import annotations
 
@@ -139,40 +141,59 @@ class HiderStage(PretrainStage):
         return metrics
 
 
+def evaluator_seed(cfg: DictConfig, offset: int) -> int:
+    """The seed of the evaluator `offset` (0 EVAL-X, 1 the judge) of the run cfg."""
+    s = cfg.hns.evalx_seed if cfg.hns.evalx_seed is not None else cfg.seed
+    return 2 * s + offset
+
+
 class EvaluatorStage(PretrainStage):
-    """A random-mask evaluator: random masks only, never a hider's."""
+    """A random-mask evaluator: random masks only, never a hider's. `judge`: realx's frozen
+    seeker, at the method's keep rate 1/2; else EVAL-X, at hns.evalx_keep."""
 
     name = "hns_evalx"
 
-    def __init__(self, seed: int, tools: Toolkit, without: str):
+    def __init__(self, judge: bool, tools: Toolkit, without: str):
         super().__init__(tools)
-        self.seed, self.without, self.part = seed, without, f"random-mask evaluator (seed {seed})"
+        self.offset, self.without = int(judge), without
+        self.part = "realx judge" if judge else "EVAL-X evaluator"
 
     def changes(self, cfg: DictConfig) -> dict:
-        return {**super().changes(cfg), "seed": self.seed}
+        return {**super().changes(cfg), "seed": evaluator_seed(cfg, self.offset)}
+
+    def keep(self, h: DictConfig) -> tuple[float, float]:
+        """(low, high) of the per-image keep rate."""
+        if self.offset:
+            return KEEP
+        keep = [float(k) for k in h.evalx_keep]
+        return (keep[0], keep[-1])
 
     def key(self, h: DictConfig) -> dict:
-        return {"seeker": h.seeker, "keep": KEEP}
+        low, high = self.keep(h)
+        return {"seeker": h.seeker, "keep": low if low == high else [low, high]}
 
     def label(self, h: DictConfig) -> str:
-        return h.seeker
+        low, high = self.keep(h)
+        return h.seeker if (low, high) == KEEP else f"{h.seeker}-keep{low:g}-{high:g}"
 
     def train(self, cfg: DictConfig, out: Run, data) -> dict:
         evaluator = build_seeker(cfg.hns.seeker, data.input_shape, data.num_classes)
-        fitter, result = self._fit(cfg, out, evaluator, evaluator_loss(evaluator, cfg.seed), data.train, data.val)
+        keep = self.keep(cfg.hns)
+        fitter, result = self._fit(cfg, out, evaluator, evaluator_loss(evaluator, cfg.seed, keep), data.train,
+                                   data.val)
         whole = Evaluator(classifier_loss(evaluator)).evaluate(data.test)["accuracy"]
         out.save_model(evaluator)
         metrics = {"test_accuracy": whole, "test_accuracy_random_masks": fitter.evaluate(data.test)["accuracy"],
-                   "keep": KEEP, "epochs": result.epochs_run, "train_seconds": result.seconds}
-        log.info("EVAL-X evaluator %s: test accuracy %.4f on whole images, %.4f with half the pixels kept at random",
-                 cfg.hns.seeker, whole, metrics["test_accuracy_random_masks"])
+                   "keep": list(keep), "epochs": result.epochs_run, "train_seconds": result.seconds}
+        log.info("%s %s (seed %d): test accuracy %.4f on whole images, %.4f with pixels kept at random at rates %g-%g",
+                 self.part, cfg.hns.seeker, cfg.seed, whole, metrics["test_accuracy_random_masks"], *keep)
         out.finish(metrics)
         return metrics
 
 
 def stages(tools: Toolkit) -> dict[str, PretrainStage]:
-    """Every stage by the part it makes: "seeker", "hider", "evalx" (EVAL-X, seed 0) and
-    "judge" (realx's frozen seeker, seed 1: trained alike, on other random masks)."""
+    """Every stage by the part it makes: "seeker", "hider", "evalx" (EVAL-X) and "judge"
+    (realx's frozen seeker: trained alike, with another seed)."""
     return {"seeker": SeekerStage(tools), "hider": HiderStage(tools),
-            "evalx": EvaluatorStage(0, tools, without="set hns.evalx=false"),
-            "judge": EvaluatorStage(1, tools, without="use hns.mode=joint")}
+            "evalx": EvaluatorStage(False, tools, without="set hns.evalx=false"),
+            "judge": EvaluatorStage(True, tools, without="use hns.mode=joint")}

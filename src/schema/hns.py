@@ -6,8 +6,8 @@ everything specific to Hide-and-Seek is here. TensorFlow-free.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 from omegaconf import II
 
@@ -52,7 +52,9 @@ class HnsConfig:
     pretrain_epochs: int = II("train.epochs")  # epochs of the pretraining stages (hider, seeker, evaluators)
     baseline: Optional[float] = None  # seeker test accuracy for fidelity; null = the pretrained seeker's (made if needed)
     figures_per_class: int = 4  # test images (with masks) per class in masks.png
-    evalx: bool = True  # score the masks with the EVAL-X evaluator (trained once per data set, seed 0)
+    evalx: bool = True  # score the masks with the EVAL-X evaluator (and the code-free control masks of their sparsity)
+    evalx_keep: List[float] = field(default_factory=lambda: [0.5])  # EVAL-X's keep rate; [low, high]: one per image, uniform
+    evalx_seed: Optional[int] = 0  # s: EVAL-X trained with seed 2s, realx's judge 2s+1; null = the run's seed (per-seed evaluators)
     mode: str = "joint"  # joint: hider and seeker trained together; realx: the seeker is the EVAL-X evaluator, frozen
 
 
@@ -109,6 +111,12 @@ def check(cfg) -> None:
     require(h.baseline is None or 0.0 < h.baseline <= 1.0,
             f"hns.baseline={h.baseline}: a test accuracy in (0, 1], or null to use the pretrained seeker's")
     require(h.figures_per_class >= 0, "hns.figures_per_class must be >= 0")
+    keep = list(h.evalx_keep)
+    require(len(keep) in (1, 2) and all(0.0 < k <= 1.0 for k in keep) and keep == sorted(keep),
+            f"hns.evalx_keep={keep}: one keep rate in (0, 1] or a range [low, high] (e.g. [0.5], or [0.02,0.5] "
+            f"to cover sparse masks)")
+    require(h.evalx_seed is None or h.evalx_seed >= 0,
+            f"hns.evalx_seed={h.evalx_seed}: a seed >= 0, or null to train the evaluators with each run's seed")
     require_choice(h.mode, HNS_MODES, "hns.mode")
     require(mode_applies(h, h.mode),
             f"hns.mode=realx: the seeker is the EVAL-X evaluator (and F is against its accuracy), so hns.init="

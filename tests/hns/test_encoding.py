@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from models.hns import build_seeker
 from src.fit import Fitter
-from src.hns.encoding import (diagnostics, evalx_scores, evaluator_loss, mask_swap_shares, random_keep, support_masks,
-                              swap_partners)
+from src.hns.encoding import (diagnostics, evalx_scores, evaluator_loss, keep_rates, mask_swap_shares, matched_evalx,
+                              random_keep, support_masks, swap_partners)
 from src.hns.scores import figures_of_merit
 
 CLASSES, SIDE = 4, 16
@@ -52,22 +52,53 @@ def test_the_swap_test_tells_a_code_reader_from_an_evidence_reader():
     assert mask_swap_shares(evidence_reader, x, y, masks, seed=1) == {"swap_mask_class": 0.0, "swap_image_class": 1.0}
 
 
-def test_support_masks_keep_as_many_pixels_as_the_mask_on_the_object_only():
+def test_support_masks_keep_the_runs_counts_shuffled_on_the_object_only():
     x = np.zeros((3, 4, 4, 2), np.float32)
-    x[0, :2, :2, 0] = 1.0        # 4 object pixels
-    x[1, 3, :, 1] = 0.5          # 4 object pixels, in the second channel
+    x[0, :, :2, 0] = 1.0         # 8 object pixels
+    x[1, 2:, :, 1] = 0.5         # 8 object pixels, in the second channel
     x[2, :, :, 0] = 1.0          # all 16
     masks = np.zeros((3, 4, 4, 1), np.float32)
-    masks[0, 3, :3] = 1.0        # 3 kept, all on the background
-    masks[1, :, :] = 1.0         # 16 kept: more than the object has
-    masks[2, 0, :2] = 1.0        # 2 kept
+    masks[0, 3, 2:] = 1.0        # 2 kept, all on the background
+    masks[1, 0, :3] = 1.0        # 3 kept, on the background
+    masks[2, 0, :] = 1.0         # 4 kept
     control = support_masks(x, masks, seed=0)
     assert control.shape == (3, 4, 4, 1)
-    assert control[0].sum() == 3 and control[0, :2, :2].sum() == 3  # moved onto the object
-    np.testing.assert_array_equal(control[1, ..., 0], (x[1, ..., 1] != 0).astype(np.float32))  # the whole object
-    assert control[2].sum() == 2
+    assert sorted(control.sum(axis=(1, 2, 3))) == [2, 3, 4]  # the run's counts, each object big enough
+    support = np.any(x != 0, axis=-1, keepdims=True)
+    assert np.all(control <= support)  # on the object only
     np.testing.assert_array_equal(control, support_masks(x, masks, seed=0))
-    assert not np.array_equal(control, support_masks(x, masks, seed=1))
+    counts = {tuple(support_masks(x, masks, seed).sum(axis=(1, 2, 3))) for seed in range(20)}
+    assert len(counts) > 1  # the counts move between images
+
+
+def test_support_masks_keep_the_whole_object_when_the_count_is_bigger():
+    x = np.zeros((2, 4, 4, 1), np.float32)
+    x[:, 0, :2] = 1.0            # 2 object pixels each
+    masks = np.ones((2, 4, 4, 1), np.float32)  # 16 kept
+    np.testing.assert_array_equal(support_masks(x, masks, seed=0), (x != 0).astype(np.float32))
+
+
+def test_a_count_that_codes_the_class_gives_the_control_no_code():
+    """Masks whose kept-pixel count is 3 * class (class 0 keeps nothing): the count of the
+    image's own mask tells its class every time; the control's count only at chance."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 1000)
+    x = np.ones((len(y), 8, 8, 1), np.float32)
+    masks = np.zeros_like(x).reshape(len(y), -1)
+    for i, k in enumerate(y):
+        masks[i, :3 * k] = 1.0
+    masks = masks.reshape(x.shape)
+    decode = lambda m: np.rint(m.sum(axis=(1, 2, 3)) / 3).astype(int)  # noqa: E731
+    assert np.mean(decode(masks) == y) == 1.0
+    assert np.mean(decode(support_masks(x, masks, seed=0)) == y) < 0.15  # chance: 0.1
+
+
+def test_an_evaluator_on_a_keep_range_draws_one_rate_per_image_in_the_range():
+    rates = keep_rates((0.02, 0.5), tf.constant([[[[0.0]]], [[[0.5]]], [[[1.0]]]])).numpy().ravel()
+    np.testing.assert_allclose(rates, [0.02, 0.26, 0.5])
+    x = tf.ones([3, 64, 64, 1])
+    kept = random_keep(x, tf.random.stateless_uniform([3, 64, 64, 1], seed=[0, 1]), rates[:, None, None, None])
+    np.testing.assert_allclose(tf.reduce_mean(kept, [1, 2, 3]).numpy(), rates, atol=0.02)
 
 
 def test_random_keep_keeps_about_half_of_the_pixels_for_every_channel_alike():
@@ -108,6 +139,18 @@ def test_an_encoding_hider_scores_high_with_its_own_seeker_and_low_under_eval_x(
     evalx = evalx_scores(evaluator, x_test, y_test, patterns[y_test], whole)
     assert whole > 0.9 and joint_fii > 0.85
     assert evalx["evalx_accuracy"] < 0.45 and evalx["evalx_fii"] < 0.45
+    faithful = _evidence_masks(y_test)  # as sparse, on the class's quadrant
+    matched = matched_evalx(evaluator, x_test, y_test, patterns[y_test], faithful, whole)
+    assert matched["evalx_control_fidelity"] > 0.9 and matched["evalx_fidelity_vs_control"] < -0.5
+
+
+def _evidence_masks(y: np.ndarray) -> np.ndarray:
+    """16 pixels per image: the quadrant of _images that draws the class."""
+    masks = np.zeros((len(y), SIDE, SIDE, 1), np.float32)
+    for i, k in enumerate(y):
+        r, c = 4 + 4 * (k // 2), 4 + 4 * (k % 2)
+        masks[i, r:r + 4, c:c + 4] = 1.0
+    return masks
 
 
 # diagnostics() on a joint model of two fixed functions, 8x8 images of constant value
@@ -155,7 +198,9 @@ def test_diagnostics_of_a_seeker_that_reads_the_evidence():
     assert out == {"mask_only_accuracy": 0.25, "chance_accuracy": 0.25, "swap_mask_class": 0.0,
                    "swap_image_class": 1.0, "support_mask_only_accuracy": 0.25, "support_swap_mask_class": 0.0,
                    "support_swap_image_class": 1.0, "evalx_accuracy": 1.0, "evalx_fidelity": 1.25,
-                   "evalx_fii": pytest.approx(1.25 * 7 / 8), "evalx_whole_accuracy": 0.8}  # 8 of 64 pixels kept
+                   "evalx_fii": pytest.approx(1.25 * 7 / 8), "evalx_whole_accuracy": 0.8,  # 8 of 64 pixels kept
+                   "evalx_control_accuracy": 1.0, "evalx_control_fidelity": 1.25,  # the evidence, as sparse
+                   "evalx_control_fii": pytest.approx(1.25 * 7 / 8), "evalx_fidelity_vs_control": 0.0}
 
 
 def test_diagnostics_of_a_seeker_that_reads_the_code():

@@ -106,7 +106,8 @@ def test_every_run_reports_the_encoding_diagnostics_and_one_evaluator_serves_eve
     metrics = hns_train.run(cfg)
     assert metrics["chance_accuracy"] == pytest.approx(0.1)
     for key in ("mask_only_accuracy", "swap_mask_class", "swap_image_class", "evalx_accuracy", "evalx_whole_accuracy",
-                "support_mask_only_accuracy", "support_swap_mask_class", "support_swap_image_class"):
+                "support_mask_only_accuracy", "support_swap_mask_class", "support_swap_image_class",
+                "evalx_control_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["evalx_fii"] == pytest.approx(metrics["evalx_fidelity"] * metrics["interpretability"], rel=1e-4)
     evaluator = hns_train.pretrained_artifact(cfg, "evalx")
@@ -164,16 +165,19 @@ def test_the_summary_has_a_row_per_weights_and_notes_on_what_the_masks_encode(ma
                "mask_only_accuracy": 0.35, "chance_accuracy": 0.1, "support_mask_only_accuracy": 0.2,
                "swap_mask_class": 0.3, "swap_image_class": 0.6, "support_swap_mask_class": 0.1,
                "support_swap_image_class": 0.7, "evalx_fii": 0.25, "evalx_accuracy": 0.4, "evalx_fidelity": 0.5,
-               "evalx_whole_accuracy": 0.8}
+               "evalx_whole_accuracy": 0.8, "evalx_control_accuracy": 0.72, "evalx_control_fidelity": 0.9,
+               "evalx_control_fii": 0.45, "evalx_fidelity_vs_control": -0.4}
     rows, notes = hns_train.summary(make_cfg("procedure=hns_train"), metrics)
     assert [r["weights"] for r in rows] == ["seeker alone", "alpha 1.00 (the result)", "final weights",
-                                            "EVAL-X evaluator, whole images", "EVAL-X evaluator, the result's masks"]
+                                            "EVAL-X evaluator, whole images", "EVAL-X evaluator, the result's masks",
+                                            "EVAL-X evaluator, code-free masks as sparse"]
     assert rows[1]["FII"] == pytest.approx(0.4375) and rows[2]["val FII"] == 0.35 and rows[4]["FII"] == 0.25
+    assert rows[5]["F"] == 0.9
     text = "\n".join(notes)
     assert "the result is the weights of alpha 1.00 (chosen on validation)" in text
     assert "accuracy 0.3500 (chance 0.1000; a code-free mask as sparse, on the object: 0.2000), 50% of the test" in text
     assert "classified as the mask's class 0.3000, as its own 0.6000 (code-free masks: 0.1000 / 0.7000)" in text
-    assert "EVAL-X" in notes[-1]
+    assert "EVAL-X" in notes[-1] and "code-free masks as sparse: -0.4000" in notes[-1]
     sampled = {**metrics, "selected": "final", "test_accuracy_sampled": 0.5, "evalx_fii": None, "collapsed": True,
                "alphas": [_alpha_row(0.5, 0.6, 0.35, accuracy_sampled=0.5, hidden_sampled=0.55)]}
     rows, notes = hns_train.summary(make_cfg("procedure=hns_train"), sampled)

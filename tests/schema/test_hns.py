@@ -30,6 +30,12 @@ def test_bad_settings(make_cfg, caplog):
         validate(make_cfg("procedure=hns_train", "hns.select=best"))
     with pytest.raises(ConfigError, match="hns.pretrain_epochs=0: must be >= 1"):
         validate(make_cfg("procedure=hns_train", "hns.pretrain_epochs=0"))
+    for keep in ("[0.5,0.02]", "[0]", "[0.1,0.2,0.3]", "[1.5]"):
+        with pytest.raises(ConfigError, match=r"hns.evalx_keep=.*one keep rate in \(0, 1\] or a range"):
+            validate(make_cfg("procedure=hns_train", f"hns.evalx_keep={keep}"))
+    with pytest.raises(ConfigError, match="hns.evalx_seed=-1: a seed >= 0, or null"):
+        validate(make_cfg("procedure=hns_train", "hns.evalx_seed=-1"))
+    validate(make_cfg("procedure=hns_train", "hns.evalx_keep=[0.02,0.5]", "hns.evalx_seed=null"))
 
 
 def test_realx_refuses_a_seeker_of_its_own(make_cfg):
