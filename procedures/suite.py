@@ -7,9 +7,11 @@ Each row is a set of command-line overrides composed on top of the current comma
 store (finished rows are reused), and reported by `suite.rows[i].metric`. With
 `suite.reference`, a column gives each row's metric as a fraction of that row's. With
 `suite.seeds=[0,1,2]` every row runs once per seed and the table gives the mean, the
-standard deviation and the 95% Student-t interval over seeds (for the fraction: of the
-per-seed ratios, a paired comparison). `suite.columns` adds further metrics of each row's
-metrics.json (e.g. kd_gain, gap_recovered), each with its interval over the seeds.
+standard deviation and the 95% interval over seeds, inside the metric's bounds
+(src.stats; for the fraction: of the per-seed ratios, a paired comparison), and the
+per-seed values when one seed stands apart. `suite.columns` adds further metrics of each
+row's metrics.json (e.g. kd_gain, gap_recovered), each with its interval over the seeds
+that report it and the seeds that do not.
 """
 from __future__ import annotations
 
@@ -24,11 +26,14 @@ from omegaconf import DictConfig
 from procedures._upstream import upstream
 from src.errors import ConfigError
 from src.schema import validate
-from src.stats import seed_interval
+from src.stats import RATIO, bounds_of, has_outlier, metric_interval, seed_interval
 from src.sweep import row_overrides
-from src.tables import format_table
+from src.tables import format_table, seed_values
 
 log = logging.getLogger(__name__)
+
+# What a seed's None means in an extra column, where it is not "not reported".
+ABSENT = {"gap_recovered": "no gap"}
 
 
 def _row_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -58,46 +63,70 @@ def run(cfg: DictConfig) -> dict:
                 columns[name].append(metrics.get(name))
         results.append((row.label, values))
         extras.append(columns)
-    print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds, extras), flush=True)
+    print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds, extras,
+                       [row.metric for row in cfg.suite.rows]), flush=True)
     return {label: float(np.mean(values)) for label, values in results}
 
 
 def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int],
-                 extras: list[dict[str, list]] | None = None) -> str:
+                 extras: list[dict[str, list]] | None = None, metrics: list[str] | None = None) -> str:
     """The suite's table: each row's metric in percent (mean over seeds, with its 95%
-    interval when there are several), its fraction of the reference row's, paired by
-    seed (the interval of the per-seed ratios), and the `extras` columns (per row, a
-    metric's per-seed values; blank where a row's runs do not report it)."""
+    interval when there are several; `metrics` names each row's metric, test_accuracy by
+    default, for the bounds of its interval), its fraction of the reference row's, paired
+    by seed (the interval of the per-seed ratios), and the `extras` columns (per row, a
+    metric's per-seed values; blank where a row's runs do not report it). An interval is
+    followed by the per-seed values when one seed stands apart (src.stats.has_outlier)."""
     ref = dict(results).get(reference) if reference else None
     rows = []
-    for (label, values), columns in zip(results, extras or [{}] * len(results)):
-        row = {"row": label, **_percent("accuracy", values, len(seeds))}
+    metrics = metrics or ["test_accuracy"] * len(results)
+    for (label, values), metric, columns in zip(results, metrics, extras or [{}] * len(results)):
+        row = {"row": label, **_percent("accuracy", values, len(seeds), bounds_of(metric))}
         if ref:
             row.update(_fraction(f"fraction of {reference}", [v / r for v, r in zip(values, ref)], len(seeds)))
         for name, found in columns.items():
-            row[name] = _signed(found) if found and None not in found else ""
+            row[name] = _column(name, found, seeds)
         rows.append(row)
     heading = f"{title} ({len(seeds)} seeds: {', '.join(map(str, seeds))})" if len(seeds) > 1 else title
     return heading + "\n" + format_table(rows).rstrip()
 
 
-def _percent(name: str, values: list[float], seeds: int) -> dict:
-    i = seed_interval(values)
+def _percent(name: str, values: list[float], seeds: int, bounds: tuple[float, float] | None) -> dict:
+    i = seed_interval(values, bounds=bounds)
     out = {name: f"{100 * i['mean']:.2f}%"}
     if seeds > 1:
-        out.update({"std": f"{100 * i['std']:.2f}", "95% CI": f"[{100 * i['low']:.2f}, {100 * i['high']:.2f}]"})
+        interval = f"[{100 * i['low']:.2f}, {100 * i['high']:.2f}]"
+        out.update({"std": f"{100 * i['std']:.2f}", "95% CI": interval + _outliers([100 * v for v in values], ".2f")})
     return out
 
 
-def _signed(values: list[float]) -> str:
+def _column(name: str, found: list, seeds: list[int]) -> str:
+    """An extra column's cell: the mean [95% interval] over the seeds that report the
+    metric, and which seeds do not (ABSENT says why, e.g. gap_recovered's "no gap in seed
+    3"); blank when no seed reports it."""
+    present = [float(v) for v in found if v is not None]
+    if not present:
+        return ""
+    absent = [str(seed) for seed, v in zip(seeds, found) if v is None]
+    why = f" ({ABSENT.get(name, 'not reported')} in seed{'s' * (len(absent) > 1)} {', '.join(absent)})" if absent else ""
+    return _signed(name, present) + why
+
+
+def _signed(name: str, values: list[float]) -> str:
     """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean)."""
-    i = seed_interval([float(v) for v in values])
-    return f"{i['mean']:+.4f}" + (f" [{i['low']:+.4f}, {i['high']:+.4f}]" if len(values) > 1 else "")
+    i = metric_interval(name, values)
+    if len(values) < 2:
+        return f"{i['mean']:+.4f}"
+    return f"{i['mean']:+.4f} [{i['low']:+.4f}, {i['high']:+.4f}]" + _outliers(values, "+.4f")
 
 
 def _fraction(name: str, values: list[float], seeds: int) -> dict:
-    i = seed_interval(values)
+    i = seed_interval(values, bounds=RATIO)
     out = {name: f"{i['mean']:.3f}"}
     if seeds > 1:
-        out[f"{name} 95% CI"] = f"[{i['low']:.3f}, {i['high']:.3f}]"
+        out[f"{name} 95% CI"] = f"[{i['low']:.3f}, {i['high']:.3f}]" + _outliers(values, ".3f")
     return out
+
+
+def _outliers(values: list[float], spec: str) -> str:
+    """The per-seed values, as ' (seeds: a b c)', when one seed stands apart; else nothing."""
+    return f" (seeds: {seed_values(values, spec)})" if has_outlier(values) else ""

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.runstore import read_json
-from src.stats import excludes_zero, is_paired, seed_interval
+from src.stats import excludes_zero, has_outlier, is_paired, metric_interval
+from src.tables import is_number, seed_values
 
 
 def job_folders(sweep: Path) -> list[Path]:
@@ -68,9 +69,10 @@ def collect(sweep: Path, headline_of: Callable[[str], str | None] = lambda proce
 def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline: str) -> list[dict]:
     """When `seed` is swept: one row per setting of the other swept keys, over its finished
     seeds. Every numeric metric gets its mean; the headline and the paired gains (every
-    `*_gain`, src.stats.is_paired) also get the standard deviation and the 95% Student-t
-    interval, and a gain says whether its interval excludes 0. A flag (e.g. hns_train's `collapsed`)
-    counts the seeds it was true for. Empty when no seed was swept."""
+    `*_gain`, src.stats.is_paired) also get the standard deviation and the 95% interval
+    (src.stats.metric_interval: inside the metric's bounds), and a gain says whether its
+    interval excludes 0. A flag (e.g. hns_train's `collapsed`) counts the seeds it was true
+    for. Empty when no seed was swept. See _summarise for missing values and outliers."""
     if "seed" not in swept:
         return []
     keys = [k for k in swept if k != "seed"]
@@ -88,19 +90,27 @@ def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline:
 
 
 def _summarise(name: str, values: list, with_interval: bool) -> dict:
-    if values and all(isinstance(v, bool) for v in values):
-        return {f"{name} (seeds)": sum(values)}
-    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    """One metric over the seeds of a setting. A seed without the metric (None) does not
+    hide the others: the summary is over the seeds that have it, and `<name> missing`
+    counts the rest. When one seed stands apart (src.stats.has_outlier), `<name> seeds`
+    lists the per-seed values beside the mean."""
+    present = [v for v in values if v is not None]
+    missing = {f"{name} missing": len(values) - len(present)} if len(present) < len(values) else {}
+    if present and all(isinstance(v, bool) for v in present):
+        return {f"{name} (seeds)": sum(present), **missing}
+    if not present or not all(is_number(v) for v in present):
         return {}
-    interval = seed_interval(values)
-    if not with_interval:
-        return {f"{name} mean": interval["mean"]}
-    out = {f"{name} mean": interval["mean"], f"{name} std": interval["std"],
-           f"{name} ci95 low": interval["low"], f"{name} ci95 high": interval["high"]}
-    if is_paired(name):
+    interval = metric_interval(name, present)
+    out = {f"{name} mean": interval["mean"]}
+    if with_interval:
+        out.update({f"{name} std": interval["std"], f"{name} ci95 low": interval["low"],
+                    f"{name} ci95 high": interval["high"]})
+    if with_interval and is_paired(name):
         verdict = excludes_zero(interval)
         out[f"{name} vs 0"] = {True: "excludes 0", False: "includes 0", None: "one seed"}[verdict]
-    return out
+    if has_outlier(present):
+        out[f"{name} seeds"] = seed_values(present)
+    return {**out, **missing}
 
 
 def _sweeper_params(job: Path) -> list[str]:

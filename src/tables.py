@@ -28,7 +28,7 @@ def format_table(rows: list[dict], style: str = "text", digits: int = 4) -> str:
     if style != "text":
         raise ValueError(f"unknown table style {style!r}; styles: {', '.join(STYLES)}")
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
+    numeric = [all(is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
 
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
@@ -43,8 +43,14 @@ def cell(value, digits: int = 4) -> str:
     return str(value)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def seed_values(values, spec: str = ".4f") -> str:
+    """The per-seed values in seed order, e.g. "0.9200 0.9200 0.0100": shown beside a mean
+    that one seed pulls away, so the reader sees the seed rather than a blurred mean."""
+    return " ".join(format(v, spec) if isinstance(v, float) else str(v) for v in values)
 
 
 def print_summary(rows: list[dict], notes: list[str], folder) -> None:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from src.runstore import is_done
+from src.stats import metric_interval
 
 pytestmark = pytest.mark.e2e  # real `python main.py` runs: `python -m pytest -m e2e`
 
@@ -42,8 +43,8 @@ def test_two_job_sweep_makes_both_artifacts_and_one_table(cli, tmp_path, launche
     summary = dict(zip(*over_seeds))
     assert summary["seeds"] == "2"
     assert float(summary["test_accuracy mean"]) == pytest.approx(sum(accuracies) / 2)
-    half = 12.7062 * abs(accuracies[0] - accuracies[1]) / 2  # t_{0.975,1} * std / sqrt(2), two seeds
-    assert float(summary["test_accuracy ci95 high"]) == pytest.approx(sum(accuracies) / 2 + half, abs=1e-3)
+    expected = metric_interval("test_accuracy", accuracies)  # an accuracy's interval: inside [0, 1]
+    assert float(summary["test_accuracy ci95 high"]) == pytest.approx(expected["high"], abs=1e-3)
     runs = {Path(r[header.index("run")]) for r in rows}
     store = (tmp_path / "runs" / "synthetic" / "train").resolve()
     assert len(runs) == 2 and all(run.parent == store and is_done(run) for run in runs)

@@ -28,7 +28,7 @@ def test_over_seeds_gives_mean_spread_and_interval_per_setting():
     st1, st2 = over_seeds(rows, ["hns.estimator", "seed"], ["fii", "collapsed", "epochs"], "fii")
     half = math.tan(0.475 * math.pi) * 0.1  # std 0.1 * sqrt(2) over sqrt(2) seeds
     assert st1 == {"hns.estimator": "st1", "seeds": 2, "fii mean": pytest.approx(0.7),
-                   "fii std": pytest.approx(0.1 * math.sqrt(2)), "fii ci95 low": pytest.approx(0.7 - half),
+                   "fii std": pytest.approx(0.1 * math.sqrt(2)), "fii ci95 low": 0.0,  # 0.7 - half: below FII's 0
                    "fii ci95 high": pytest.approx(0.7 + half), "collapsed (seeds)": 1, "epochs mean": 10}
     assert st2["fii mean"] == pytest.approx(0.8) and st2["collapsed (seeds)"] == 0
     assert over_seeds(rows, ["hns.estimator"], ["fii"], "fii") == []  # no seed swept: no summary
@@ -42,6 +42,33 @@ def test_a_paired_gain_says_whether_its_interval_excludes_0():
     (clear,) = over_seeds(sweep([0.020, 0.021, 0.022]), ["distill.temperature", "seed"], ["kd_gain"], "test_accuracy")
     assert noisy["kd_gain vs 0"] == "includes 0" and clear["kd_gain vs 0"] == "excludes 0"
     assert noisy["kd_gain ci95 low"] < 0 < clear["kd_gain ci95 low"]
+
+
+def _seed_rows(name: str, values: list) -> list[dict]:
+    return [{"status": "done", "seed": str(i), "distill.temperature": "4", name: v} for i, v in enumerate(values)]
+
+
+def test_a_metric_missing_in_one_seed_is_summarised_over_the_others():
+    """kd_gain 0.01, None, 0.03: mean 0.02 and t_{0.975,1} x 0.01 either side, over two seeds."""
+    from src.sweep import over_seeds
+    rows = [{**gain, **recovered} for gain, recovered in zip(_seed_rows("kd_gain", [0.01, None, 0.03]),
+                                                             _seed_rows("gap_recovered", [0.5, 0.7, None]))]
+    (out,) = over_seeds(rows, ["distill.temperature", "seed"], ["kd_gain", "gap_recovered"], "test_accuracy")
+    half = math.tan(0.475 * math.pi) * 0.01
+    assert out["kd_gain mean"] == pytest.approx(0.02) and out["kd_gain ci95 high"] == pytest.approx(0.02 + half)
+    assert out["kd_gain missing"] == 1 and out["kd_gain vs 0"] == "includes 0"
+    assert out["gap_recovered mean"] == pytest.approx(0.6) and out["gap_recovered missing"] == 1
+
+
+def test_a_seed_apart_is_listed_beside_the_mean():
+    from src.sweep import over_seeds
+    (out,) = over_seeds(_seed_rows("test_accuracy", [0.92, 0.92, 0.92, 0.92, 0.01]),
+                        ["distill.temperature", "seed"], ["test_accuracy"], "test_accuracy")
+    assert out["test_accuracy seeds"] == "0.9200 0.9200 0.9200 0.9200 0.0100"
+    assert 0 < out["test_accuracy ci95 low"] < out["test_accuracy ci95 high"] < 1  # the logit interval
+    (tight,) = over_seeds(_seed_rows("test_accuracy", [0.90, 0.91, 0.92, 0.93, 0.95]),
+                          ["distill.temperature", "seed"], ["test_accuracy"], "test_accuracy")
+    assert "test_accuracy seeds" not in tight and "test_accuracy missing" not in tight
 
 
 def test_report_sweep_of_a_folder_that_is_not_a_sweep(tmp_path):
