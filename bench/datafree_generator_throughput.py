@@ -53,7 +53,7 @@ def make(kind, method: str, args) -> GeneratorDistiller:
     student_optimizer = (keras.optimizers.Adam(published["student_lr"]) if published["student_optimizer"] == "adam"
                          else keras.optimizers.SGD(published["student_lr"], momentum=0.9))
     return kind(build_generator(LATENT, SHAPE, args.width, DAFL_BN_EPSILON), models.build("lenet_half", SHAPE, CLASSES),
-                models.build("lenet", SHAPE, CLASSES), gen, feature_layer="fc2_relu",
+                models.build("lenet", SHAPE, CLASSES), gen, feature_layer=models.dafl_feature_layer("lenet"),
                 generator_optimizer=keras.optimizers.Adam(published["lr"]), student_optimizer=student_optimizer,
                 seed=SEED)
 

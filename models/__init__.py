@@ -35,8 +35,12 @@ _REGISTRY = {
 }
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings
+# The teacher layer of DAFL's activation loss, for the networks DAFL's code defines (its
+# LeNet-5 family); any other network has none declared (see dafl_feature_layer).
+_DAFL_FEATURES = {"lenet": _lenet.DAFL_FEATURES, "lenet_half": _lenet.DAFL_FEATURES, "lenet_bn": _lenet.DAFL_FEATURES}
 
-__all__ = ["DROPOUT_MODELS", "NAMES", "ModelError", "activation_layers", "build", "output_layer"]
+__all__ = ["DROPOUT_MODELS", "NAMES", "ModelError", "activation_layers", "build", "dafl_feature_layer",
+           "output_layer"]
 ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ELU)
 
 
@@ -62,6 +66,13 @@ def output_layer(model: keras.Model) -> str:
     """The name of the layer that makes the model's (first) output: its logits, whatever
     the layer is called (``logits`` in this project's models)."""
     return model.outputs[0]._keras_history.operation.name
+
+
+def dafl_feature_layer(name: str) -> str | None:
+    """The layer whose output DAFL's activation loss inflates on network `name`, when the
+    network declares one (DAFL's own networks, so that the loss reads the features DAFL's
+    code reads); None otherwise, for the caller to fall back on the output layer's input."""
+    return _DAFL_FEATURES.get(name)
 
 
 def activation_layers(model: keras.Model) -> list[str]:

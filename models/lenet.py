@@ -20,6 +20,10 @@ from ._blocks import RELU_SUFFIX, conv_relu, dense_relu, image_padding, init_kwa
 # "paper" initialisation: TruncatedNormal(stddev=0.1) kernels, zero biases.
 _PAPER = {"stddev": 0.1, "bias": 0.0}
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
+# The features DAFL's activation loss reads on its LeNet-5: the 120-unit ReLU after conv3,
+# the conv that sees the last pooled map whole. fc1 is that conv here (a dense layer on the
+# flattened map), so its ReLU is the same 120 features; fc2_relu (84 units) is one layer on.
+DAFL_FEATURES = "fc1_relu"
 
 
 def _lenet(name, input_shape, num_classes, init, filters):

@@ -44,10 +44,31 @@ REPORT = {"datafree_distill": {
 
 
 def settings(cfg: DictConfig) -> dict:
-    """generator.*: the method, its published settings (conf/generator) and the budget."""
+    """generator.*: the method, its published settings (conf/generator) and the budget,
+    with the feature layer the config names (given or declared by the teacher's network),
+    so that runs whose activation loss reads different layers never share a result."""
     gen = OmegaConf.to_container(cfg.generator, resolve=True)
     del gen["published"]  # always the method's own (the schema checks): not a setting of its own
+    gen["feature_layer"] = named_feature_layer(cfg)
     return gen
+
+
+def named_feature_layer(cfg: DictConfig) -> str | None:
+    """The teacher layer of DAFL's activation loss as far as the config names it:
+    generator.feature_layer, else the layer the teacher's network declares for DAFL (its
+    LeNet-5 family: fc1_relu, the 120 features DAFL's code reads). None when neither
+    names one, or for a teacher given by path, whose network the config does not name:
+    the layer is then the output layer's input, found on the loaded teacher. Only DAFL
+    reads the layer, so the adversarial method keeps what was given."""
+    if cfg.generator.feature_layer or cfg.generator.method != "dafl" or cfg.teacher.path:
+        return cfg.generator.feature_layer
+    return models.dafl_feature_layer(cfg.model.name)
+
+
+def feature_layer(cfg: DictConfig, teacher: keras.Model) -> str:
+    """The teacher layer the run reads its features from: the one the config names, else
+    the input of the teacher's output layer (its penultimate features)."""
+    return named_feature_layer(cfg) or _output_input_layer(teacher)
 
 
 def artifact(cfg: DictConfig) -> Run:
@@ -64,9 +85,9 @@ def run(cfg: DictConfig) -> dict:
         check_layers(teacher_architecture(cfg, data), [cfg.generator.feature_layer], "the teacher",
                      "generator.feature_layer")
     teacher = upstream_teacher(cfg, data)
-    feature_layer = cfg.generator.feature_layer or _output_input_layer(teacher.model)
+    features = feature_layer(cfg, teacher.model)
     out = artifact(cfg)
-    metrics = out.produce(cfg, lambda: _distill(cfg, out, data, teacher, feature_layer), "datafree_distill")
+    metrics = out.produce(cfg, lambda: _distill(cfg, out, data, teacher, features), "datafree_distill")
     print_summary(*summary(cfg, metrics), out.dir)
     return metrics
 
@@ -91,20 +112,20 @@ def _output_input_layer(teacher: keras.Model) -> str:
     return output.input._keras_history.operation.name
 
 
-def _distill(cfg: DictConfig, out: Run, data, teacher: Teacher, feature_layer: str) -> dict:
+def _distill(cfg: DictConfig, out: Run, data, teacher: Teacher, features: str) -> dict:
     gen = cfg.generator
     runtime.seed_everything(cfg.seed)
     epsilon = DAFL_BN_EPSILON if gen.method == "dafl" else DEFAULT_BN_EPSILON
     generator = build_generator(gen.latent_dim, data.input_shape, gen.width, epsilon)
     student = build_model(cfg.student, data, cfg.seed)
-    trainer = GeneratorDistiller(generator, student, teacher.model, gen, feature_layer=feature_layer, seed=cfg.seed,
+    trainer = GeneratorDistiller(generator, student, teacher.model, gen, feature_layer=features, seed=cfg.seed,
                                  generator_optimizer=keras.optimizers.Adam(gen.lr),
                                  student_optimizer=make_optimizer(gen.student_optimizer, gen.student_lr),
                                  jit_compile=runtime.use_xla(cfg))
     pool = tf.constant(np.random.default_rng([cfg.seed, 1]).normal(size=(gen.pool, gen.latent_dim)), tf.float32)
-    log.info("datafree_distill %s -> %s (%s, %d epochs x %d steps of %d generated inputs, features of %s)",
+    log.info("datafree_distill %s -> %s (%s, %d epochs x %d steps of %d generated inputs, features of %s, %d units)",
              teacher.label, cfg.student.name, gen.method, gen.epochs, gen.steps_per_epoch, gen.batch_size,
-             feature_layer)
+             features, teacher.model.get_layer(features).output.shape[-1])
     history, resumed, seconds = _fit(trainer, teacher.model, pool, gen, out, data.class_names)
     out.save_model(student)
     out.save_model(generator, "generator.keras")

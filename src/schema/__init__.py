@@ -64,6 +64,8 @@ class Config:
     precision: str = "float32"
     augment: str = "none"  # training-time augmentation inside the compiled step (src/augment.py)
     mixup_alpha: float = 1.0  # augment=*mixup: the blend weight ~ Beta(alpha, alpha) (Zhang et al.'s CIFAR value)
+    mixup_per: str = "example"  # augment=*mixup: example = a weight and a random partner each (Zhang et al.);
+    # batch = one weight, the batch rolled by one as partners (Beyer et al.)
     distribute: str = "none"  # mirrored = all local GPUs; multi_worker = TF_CONFIG or Slurm
     logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
     optimized_metric: Optional[str] = None

@@ -19,13 +19,15 @@ LR_SCHEDULES = ("cosine", "constant", "step")
 MODEL_INITS = ("default", "paper")
 GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
 AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
+MIXUP_PER = ("example", "batch")  # what one mixup draw covers (src/augment.py Mixup)
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "none")
 WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose fit applies train.weight_decay
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
-           "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES, "model.init": MODEL_INITS,
-           "report.format": REPORT_FORMATS, "logger": LOGGERS}  # key -> its allowed values (main.py --help)
+           "mixup_per": MIXUP_PER, "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES,
+           "model.init": MODEL_INITS, "report.format": REPORT_FORMATS,
+           "logger": LOGGERS}  # key -> its allowed values (main.py --help)
 
 
 def validation_twin(metric: str, test_figures: tuple[str, ...]) -> str | None:
@@ -166,6 +168,7 @@ def check(cfg) -> None:
     require_choice(cfg.augment, AUGMENT, "augment")
     require(cfg.mixup_alpha > 0, f"mixup_alpha={cfg.mixup_alpha}: the Beta distribution's parameter must be > 0 "
                                  "(e.g. mixup_alpha=1.0)")
+    require_choice(cfg.mixup_per, MIXUP_PER, "mixup_per")
     require(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
     for group in ("model", "student"):
         require_choice(cfg[group].init, MODEL_INITS, f"{group}.init")

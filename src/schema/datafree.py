@@ -73,7 +73,10 @@ class GeneratorConfig:
     a: float = 0.1  # dafl: activation loss weight
     ie: float = 5.0  # dafl: information-entropy loss weight
     temperature: float = 1.0  # dafl: the student's KD temperature
-    feature_layer: Optional[str] = None  # dafl: the teacher layer of the activation loss; null = the output layer's input
+    # dafl: the teacher layer of the activation loss. null = the one the teacher's network declares
+    # (the LeNets: fc1_relu, 120 units, DAFL's features), else (any other network, or teacher.path)
+    # the output layer's input
+    feature_layer: Optional[str] = None
     pool: int = 1024  # generated inputs (fixed noise) on which teacher-student agreement is measured each epoch
 
 

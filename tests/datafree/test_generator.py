@@ -91,11 +91,41 @@ def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
     assert run.is_done() and metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
     assert (run.dir / "samples" / "epoch-002.png").stat().st_size > 1000
     assert run.key["generator"]["lr"] == (0.2 if method == "dafl" else 1e-3)  # the method's published value
+    assert run.key["generator"]["feature_layer"] == ("fc1_relu" if method == "dafl" else None)  # lenet's, for DAFL
     assert metrics["selection"].startswith("none")
     covered = int(list(csv.DictReader((run.dir / "history.csv").open()))[-1]["generated_classes"])
     assert metrics["generated_classes"] == covered and metrics["missing_classes"] == 10 - covered
     generated = 2 * 3 * 16 * (1 if method == "dafl" else 6)  # an adversarial iteration draws 5 student batches + 1
     assert metrics["generated_per_second"] * metrics["train_seconds"] == pytest.approx(generated)
+
+
+def _teacher_network(cfg):
+    from procedures._upstream import build_model, load_data
+    return build_model(cfg.model, load_data(cfg), 0)
+
+
+def test_dafl_reads_the_120_features_of_lenet_as_dafl_s_code_does(make_cfg):
+    cfg = make_cfg("procedure=datafree_distill", "model=lenet")
+    teacher = _teacher_network(cfg)
+    layer = datafree_distill.feature_layer(cfg, teacher)
+    assert layer == "fc1_relu" and teacher.get_layer(layer).output.shape[-1] == 120
+
+
+def test_a_network_that_declares_no_features_gives_its_output_layer_s_input(make_cfg):
+    cfg = make_cfg("procedure=datafree_distill", "model=hinton1200")
+    assert datafree_distill.feature_layer(cfg, _teacher_network(cfg)) == "fc2_dropout"
+    assert datafree_distill.named_feature_layer(cfg) is None  # so the key of these runs did not change
+
+
+def test_a_teacher_file_gives_its_output_layer_s_input_and_a_given_layer_wins(make_cfg, tmp_path):
+    cfg = make_cfg("procedure=datafree_distill", "model=lenet")
+    file = tmp_path / "teacher.keras"
+    _teacher_network(cfg).save(file)
+    by_path = make_cfg("procedure=datafree_distill", f"teacher.path={file}")
+    assert datafree_distill.feature_layer(by_path, _teacher_network(cfg)) == "fc2_relu"
+    given = make_cfg("procedure=datafree_distill", "generator.feature_layer=conv2_relu")
+    assert datafree_distill.feature_layer(given, _teacher_network(cfg)) == "conv2_relu"
+    assert datafree_distill.artifact(given).dir != datafree_distill.artifact(cfg).dir
 
 
 def test_the_summary_warns_when_the_generator_misses_classes(make_cfg):

@@ -103,6 +103,54 @@ def test_mixup_blends_each_image_with_a_partner_and_keeps_the_larger_share_as_it
     np.testing.assert_array_equal(out["y"].numpy(), np.arange(16))
 
 
+def _mixup_of_four(per: str) -> dict:
+    """Two calls of seed 0's mixup on images 0, 1, 2, 3 (image i is all i, label i): two
+    outputs, so that the golden values below also pin how the stream moves between calls."""
+    x = np.broadcast_to(np.arange(4, dtype="float32")[:, None, None, None], (4, 2, 2, 1)).copy()
+    mixup = make_augment("mixup", 0, mixup_per=per)
+    batch = {"x": tf.constant(x), "y": tf.constant(np.arange(4))}
+    return [{k: v.numpy() for k, v in mixup(batch).items()} for _ in range(2)]
+
+
+def test_mixup_per_example_draws_are_unchanged():
+    """Golden values of the per-example draw (the default), as before mixup_per existed."""
+    first, second = _mixup_of_four("example")
+    np.testing.assert_allclose(first["mix_weight"], [0.64258516, 0.92270267, 0.8568307, 0.683929], rtol=1e-6)
+    np.testing.assert_array_equal(first["y_mix"], [2, 0, 3, 1])
+    np.testing.assert_allclose(first["x"][:, 0, 0, 0], [0.7148297, 0.92270267, 2.1431694, 2.3678582], rtol=1e-6)
+    np.testing.assert_allclose(second["mix_weight"], [0.83312565, 0.5917064, 0.9527522, 0.8218054], rtol=1e-6)
+    np.testing.assert_array_equal(second["y_mix"], [1, 3, 2, 0])
+
+
+def test_mixup_per_batch_shares_one_weight_and_blends_each_image_with_the_one_before():
+    """One weight per batch (folded to >= 0.5), partner i - 1 (the roll by one): image i
+    becomes w i + (1 - w)(i - 1), and image 0 blends with image 3."""
+    first, second = _mixup_of_four("batch")
+    for out, w in ((first, 0.64258516), (second, 0.5536137)):
+        np.testing.assert_allclose(out["mix_weight"], [w] * 4, rtol=1e-6)
+        np.testing.assert_array_equal(out["y_mix"], [3, 0, 1, 2])
+        np.testing.assert_allclose(out["x"][:, 0, 0, 0], w * np.arange(4) + (1 - w) * np.array([3, 0, 1, 2]),
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(out["y"], np.arange(4))
+
+
+def test_mixup_per_enters_the_key_only_per_batch(make_cfg):
+    """Per example keeps the keys runs had before the setting existed."""
+    from procedures import train
+    mixed = train.artifact(make_cfg("procedure=train", "augment=mixup"))
+    assert train.artifact(make_cfg("procedure=train", "augment=mixup", "mixup_per=example")).dir == mixed.dir
+    assert train.artifact(make_cfg("procedure=train", "augment=mixup", "mixup_per=batch")).dir != mixed.dir
+    assert train.artifact(make_cfg("procedure=train", "augment=shift", "mixup_per=batch")).dir == \
+        train.artifact(make_cfg("procedure=train", "augment=shift")).dir
+
+
+def test_unknown_mixup_per_is_rejected(make_cfg):
+    from src.errors import ConfigError
+    from src.schema import validate
+    with pytest.raises(ConfigError, match="mixup_per='image' is not one of example, batch"):
+        validate(make_cfg("augment=mixup", "mixup_per=image"))
+
+
 def test_mixup_after_a_flip_and_without_labels():
     x = np.random.default_rng(0).random((8, 4, 4, 1)).astype("float32")
     out = make_augment("flip_mixup", 0)({"x": tf.constant(x)})

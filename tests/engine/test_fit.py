@@ -208,10 +208,11 @@ def test_early_stopping_can_watch_validation_accuracy_instead_of_a_growing_loss(
     assert (by_accuracy.best_epoch, by_accuracy.epochs_run, by_accuracy.stopped_early) == (6, 6, False)
 
 
-def test_a_resumed_fit_draws_the_same_dropout_and_augmentation_as_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("mixup_per", ["example", "batch"])
+def test_a_resumed_fit_draws_the_same_dropout_and_augmentation_as_an_uninterrupted_one(tmp_path, mixup_per):
     """Two epochs straight, against one epoch, a new process's objects, and a resume to two:
     the same weights, because the checkpoint keeps the random streams of the model's
-    dropout and of the augmentation (a shift and mixup)."""
+    dropout and of the augmentation (a shift and mixup, either draw)."""
     from src.augment import make_augment
     from src.losses import classifier_loss
     from src.runstore import locate
@@ -221,7 +222,7 @@ def test_a_resumed_fit_draws_the_same_dropout_and_augmentation_as_an_uninterrupt
         inputs = keras.Input((8, 8, 1))
         hidden = keras.layers.Dropout(0.5)(keras.layers.Flatten()(inputs))
         model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
-        augment = make_augment("shift_mixup", seed=0)
+        augment = make_augment("shift_mixup", seed=0, mixup_per=mixup_per)
         run = locate(folder, "d", "train", "m", {})
         run.start({})
         fitter = Fitter(model, classifier_loss(model, augment), make_optimizer("adam", 0.01), random_sources=(augment,))
