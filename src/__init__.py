@@ -3,6 +3,7 @@
 Engine (flat modules here, knowing no method):
     loop       the one epoch loop (progress, chunks of compiled steps, NaN check, history,
                TensorBoard, a checkpoint per epoch, resume) that every training run uses
+    progress   the console's progress: a live bar on a terminal, plain lines in a file
     fit        Fitter (compiled steps over arrays, handed to the loop; early stopping) and
                the evaluator; batched inference
     checkpoint what a fit keeps to resume: model, optimizer, epoch and early-stopping state
