@@ -34,7 +34,7 @@ def _study_trials(db):
 
 
 def test_a_killed_optuna_sweep_resumes_its_study(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna")
     sweeps = tmp_path / "sweeps"
     args = [sys.executable, "main.py", "-m", "hparams_search=distill_optuna", "debug=smoke", "dataset=synthetic",
             "hydra.sweeper.n_trials=2", f"paths.runs={tmp_path / 'runs'}", f"paths.sweeps={sweeps}"]
