@@ -6,10 +6,12 @@ files (figures, model.keras, metrics, config) as artifacts. A run is tagged with
 folder and is not mirrored into the same experiment twice. A multirun sweep is one
 experiment named after its folder; every run is tagged with the sweep and job number.
 
-The default store is MLflow's file store beside the run store (<parent of paths.runs>/mlruns):
-it works offline, and `mlflow ui --backend-store-uri mlruns` shows it. Local stores (a
-folder or SQLite file) are written under a file lock, so the jobs of a parallel sweep take
-turns.
+The default store is the one MLflow 3 recommends for a machine of one's own, a SQLite file
+beside the run store (<parent of paths.runs>/mlflow.db), with the artifacts beside it in
+mlartifacts/<experiment>/ (MLflow would put them under the current folder). It works
+offline, and `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. Local stores (a
+SQLite file or a folder) are written under a file lock, so the jobs of a parallel sweep
+take turns.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterator
@@ -35,14 +38,15 @@ BATCH = 100  # MLflow takes at most 100 parameters per call (and 1,000 metrics)
 
 
 def tracking_uri(cfg: DictConfig) -> str:
-    """logger.tracking_uri, or the file store mlruns/ beside the run store."""
+    """logger.tracking_uri, or the SQLite store mlflow.db beside the run store."""
     if cfg.logger.tracking_uri:
         return str(cfg.logger.tracking_uri)
-    return local_root(cfg.paths.runs).as_uri()
+    return f"sqlite:///{local_root(cfg.paths.runs) / 'mlflow.db'}"
 
 
 def local_root(runs: str) -> Path:
-    return Path(runs).expanduser().resolve().parent / "mlruns"
+    """The folder beside the run store: <parent of paths.runs>."""
+    return Path(runs).expanduser().resolve().parent
 
 
 def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) -> None:
@@ -56,7 +60,7 @@ def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) 
     with _locked(local):
         client = MlflowClient(tracking_uri=tracking_uri)
         name = experiment or (str(job.sweep_dir) if job.sweep_dir else DEFAULT_EXPERIMENT)
-        experiment_id = _experiment(client, name)
+        experiment_id = _experiment(client, name, _artifact_root(tracking_uri))
         for folder in runs:
             if not _already_there(client, experiment_id, folder):
                 _log_run(client, experiment_id, folder, job)
@@ -90,9 +94,19 @@ def _locked(folder: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _experiment(client, name: str) -> str:
+def _artifact_root(uri: str) -> Path | None:
+    """mlartifacts/ beside a SQLite file; None where the store decides (a folder, a server)."""
+    return Path(uri[len("sqlite:///"):]).parent / "mlartifacts" if uri.startswith("sqlite:///") else None
+
+
+def _experiment(client, name: str, artifact_root: Path | None) -> str:
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    where = None
+    if artifact_root is not None:
+        where = (artifact_root / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment")).as_uri()
+    return client.create_experiment(name, artifact_location=where)
 
 
 def _already_there(client, experiment_id: str, folder: Path) -> bool:

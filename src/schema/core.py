@@ -6,6 +6,7 @@ a ConfigError whose message names the key, the problem and a value that works.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -133,7 +134,7 @@ class PathsConfig:
 class LoggerConfig:
     """Where a run's records go besides the run store (which always has history.csv)."""
     name: str = "tensorboard"
-    tracking_uri: Optional[str] = None  # mlflow: null = the file store <parent of paths.runs>/mlruns
+    tracking_uri: Optional[str] = None  # mlflow: null = the SQLite store <parent of paths.runs>/mlflow.db
     experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
 
 
@@ -178,6 +179,23 @@ def check(cfg) -> None:
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
     require_choice(cfg.logger.name, LOGGERS, "logger")
     if cfg.logger.name == "mlflow":
-        from importlib.util import find_spec
-        require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
-                                                 "pip install -e '.[tracking]' (or choose logger=tensorboard)")
+        check_mlflow(cfg.logger)
+
+
+def check_mlflow(logger) -> None:
+    """MLflow is installed, and a file store is not given to an MLflow that refuses it."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+    require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
+                                             "pip install -e '.[tracking]' (or choose logger=tensorboard)")
+    uri = str(logger.tracking_uri or "")
+    file_store = bool(uri) and (uri.startswith("file:") or "://" not in uri)
+    try:
+        major = int(version("mlflow").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        major = 0
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
+    require(not file_store or major < 3 or allowed,
+            f"logger.tracking_uri={uri}: MLflow {major} refuses a file store; give a SQLite file "
+            "(e.g. logger.tracking_uri=sqlite:///mlflow.db; `mlflow migrate-filestore` moves runs over) "
+            "or set MLFLOW_ALLOW_FILE_STORE=true")

@@ -20,7 +20,7 @@ def test_the_main_job_with_mlflow_shows_its_three_runs_with_curves(cli, tmp_path
     result = cli("logger=mlflow", "debug=smoke", "train.epochs=2", f"paths.runs={tmp_path / 'runs'}",
                  f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 0, result.output[-3000:]
-    client = mlflow.tracking.MlflowClient((tmp_path / "mlruns").as_uri())
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("kd-runner").experiment_id])
     assert sorted(r.data.tags["procedure"] for r in runs) == ["distill", "train", "train"]
     for run in runs:
