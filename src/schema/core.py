@@ -21,7 +21,8 @@ MODEL_INITS = ("default", "paper")
 GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
 AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
 REPORT_FORMATS = ("markdown", "csv")
-LOGGERS = ("tensorboard", "csv", "mlflow", "none")
+LOGGERS = ("tensorboard", "csv", "mlflow", "wandb", "none")
+WANDB_MODES = ("online", "offline")
 WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose fit applies train.weight_decay
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
@@ -136,6 +137,9 @@ class LoggerConfig:
     name: str = "tensorboard"
     tracking_uri: Optional[str] = None  # mlflow: null = the SQLite store <parent of paths.runs>/mlflow.db
     experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
+    project: Optional[str] = None  # wandb: null = "kd-runner" (a multirun sweep is a group in it)
+    entity: Optional[str] = None  # wandb: null = the account's default entity
+    mode: Optional[str] = None  # wandb: online | offline; null = WANDB_MODE, else online when logged in, else offline
 
 
 def check(cfg) -> None:
@@ -180,6 +184,13 @@ def check(cfg) -> None:
     require_choice(cfg.logger.name, LOGGERS, "logger")
     if cfg.logger.name == "mlflow":
         check_mlflow(cfg.logger)
+    if cfg.logger.name == "wandb":
+        from importlib.util import find_spec
+        require(find_spec("wandb") is not None, "logger=wandb needs wandb, which is not installed: "
+                                                "pip install -e '.[wandb]' (or choose logger=tensorboard)")
+        require(cfg.logger.mode is None or cfg.logger.mode in WANDB_MODES,
+                f"logger.mode={cfg.logger.mode}: W&B runs online or offline (null: WANDB_MODE, else online "
+                "when logged in with `wandb login`, else offline)")
 
 
 def check_mlflow(logger) -> None:
