@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 
 from src import runstore, tracking
 from src.errors import ConfigError, RunnerError
-from src.schema import register, validate
+from src.schema import optimized_metrics, register, validate
 
 register()
 log = logging.getLogger("main")
@@ -63,15 +63,19 @@ def job_position() -> tracking.Job:
                         number=hydra_cfg.job.num if multirun else None)
 
 
-def headline(cfg: DictConfig, metrics: dict) -> float | None:
-    """The metric a sweeper maximises (optimized_metric), or None when none is asked for."""
-    if not cfg.optimized_metric:
-        return None
-    if cfg.optimized_metric not in metrics:
+def headline(cfg: DictConfig, metrics: dict) -> float | list[float] | None:
+    """What a sweeper optimises (optimized_metric): one number, or one per metric of a list;
+    None when none is asked for."""
+    names = optimized_metrics(cfg.optimized_metric)
+    missing = [name for name in names if name not in metrics]
+    if missing:
         known = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)))
-        raise ConfigError(f"optimized_metric={cfg.optimized_metric} is not a metric of procedure "
+        raise ConfigError(f"optimized_metric={missing[0]} is not a metric of procedure "
                           f"{cfg.procedure.name}; it reports: {known}")
-    return float(metrics[cfg.optimized_metric])
+    values = [float(metrics[name]) for name in names]
+    if isinstance(cfg.optimized_metric, str):
+        return values[0]
+    return values or None
 
 
 def write_job_result(cfg: DictConfig, metrics: dict) -> None:

@@ -18,13 +18,12 @@ import logging
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 from omegaconf import DictConfig
 
 from procedures._upstream import (load_data, model_identity, model_label, upstream, upstream_config, upstream_run,
                                   upstream_teacher)
-from src import runtime
+from src import progress, runtime
 from src.datafree.batchnorm import batchnorm_layers
 from src.datafree.objectives import default_lr, make_objective
 from src.datafree.plots import sample_grid_png
@@ -156,7 +155,7 @@ def _optimize(cfg: DictConfig, out: Run, teacher, stats: dict, input_shape: tupl
     batches = len(classes) * -(-op.per_class // op.batch_size)
     started = time.perf_counter()
     x, y, loss = reconstruct_classes(objective, optimizer, classes, op.per_class, op.batch_size, op.chunk_examples,
-                                     op.steps, input_shape, keras.utils.Progbar(batches, unit_name="batch"))
+                                     op.steps, input_shape, progress.bar(batches, unit_name="batch"))
     seconds = time.perf_counter() - started
     predicted = np.argmax(predict_logits(teacher, x), axis=-1)
     class_names = stats["class_names"]

@@ -71,9 +71,10 @@ def run_sweep(cfg: DictConfig) -> dict:
     """One row per job of a Hydra sweep folder, and the headline metric plotted against
     each swept key (<sweep>/sweep_<metric>.png)."""
     folder = Path(cfg.report.sweep)
-    rows, swept, headline = sweep.collect(folder, lambda procedure: columns(procedure).get("headline"))
-    table = format_table([_sweep_columns(row, swept, headline) for row in rows], cfg.report.format)
-    summary = sweep.over_seeds(rows, swept, _metric_names(rows, headline), headline) if headline else []
+    rows, swept, headlines = sweep.collect(folder, lambda procedure: columns(procedure).get("headline"))
+    headline = headlines[0] if headlines else None
+    table = format_table([_sweep_columns(row, swept, headlines) for row in rows], cfg.report.format)
+    summary = sweep.over_seeds(rows, swept, _metric_names(rows, headlines), headline) if headline else []
     if summary:  # a second table: the mean over seeds of every setting
         table += "\n" + format_table(summary, cfg.report.format)
     _emit(cfg, table)
@@ -85,17 +86,18 @@ def run_sweep(cfg: DictConfig) -> dict:
             "figure": str(figure) if figure else None}
 
 
-def _metric_names(rows: list[dict], headline: str | None) -> list[str]:
-    """The metrics a sweep's rows show: its procedure's usual ones, headline first."""
+def _metric_names(rows: list[dict], headlines: list[str]) -> list[str]:
+    """The metrics a sweep's rows show: the headlines (every optimized metric), then its
+    procedure's usual ones."""
     done = next((r for r in rows if r.get("procedure")), {})
     names = columns(done["procedure"]).get("metrics") if done else None
     names = names or [k for k in done if k not in ("job", "status", "run", "procedure")]
-    return list(dict.fromkeys([headline, *names] if headline else names))
+    return list(dict.fromkeys([*headlines, *names]))
 
 
-def _sweep_columns(row: dict, swept: list[str], headline: str | None) -> dict:
-    """job, swept keys, status, then the procedure's usual metrics (headline first)."""
-    names = _metric_names([row], headline)
+def _sweep_columns(row: dict, swept: list[str], headlines: list[str]) -> dict:
+    """job, swept keys, status, then the headlines and the procedure's usual metrics."""
+    names = _metric_names([row], headlines)
     fixed = {"job": row["job"], **{k: sweep.parse_value(row[k]) for k in swept}, "status": row["status"]}
     return {**fixed, **{n: row.get(n) for n in names if n not in fixed}, "run": row.get("run")}
 

@@ -3,6 +3,7 @@
 Engine (flat modules here, knowing no method):
     loop       the one epoch loop (progress, chunks of compiled steps, NaN check, history,
                TensorBoard, a checkpoint per epoch, resume) that every training run uses
+    progress   the console's progress: a live bar on a terminal, plain lines in a file
     fit        Fitter (compiled steps over arrays, handed to the loop; early stopping) and
                the evaluator; batched inference
     checkpoint what a fit keeps to resume: model, optimizer, epoch and early-stopping state
@@ -20,7 +21,9 @@ Engine (flat modules here, knowing no method):
                procedure ends with
     sweep      reading a Hydra sweep folder back
     tracking   the `logger` choice, and mirroring a job's finished runs into it
+    run_record what a tracker mirrors of a finished run folder
     mlflow_mirror  logger=mlflow: a run folder as an MLflow run
+    wandb_mirror   logger=wandb: a run folder as a Weights & Biases run
     errors     the user-facing error types (a leaf: imports nothing of the project)
     cli        TensorFlow-free command-line help and plugin checks
     schema/    TensorFlow-free typed config: one module per section, with its choices and checks

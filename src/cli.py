@@ -9,7 +9,7 @@ the composed config and `--hydra-help` Hydra's own help.
 
 Without the plugin check, a missing plugin surfaces as Hydra's "Could not find
 'hydra/launcher/joblib'" deep in a stack trace; `missing_plugin` names the extra that
-installs it.
+installs it (and for Optuna, which the runner's own sweeper drives, a version too old).
 """
 from __future__ import annotations
 
@@ -88,10 +88,11 @@ def text() -> str:
     return "\n".join(lines)
 
 
-# command-line choice -> (module the plugin installs, its PyPI name, the extra providing it)
-_JOBLIB = ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "launchers")
-_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "launchers")
-_OPTUNA = ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "sweepers")
+# command-line choice -> (module, the PyPI package that installs it, the extra providing it,
+# the lowest major version that works)
+_JOBLIB = ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "launchers", None)
+_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "launchers", None)
+_OPTUNA = ("optuna", "optuna", "sweepers", 4)  # the runner's own sweeper (hydra_plugins/kd_runner_sweeper)
 NEEDS = {
     "hydra/launcher=parallel": _JOBLIB,
     "hydra/launcher=joblib": _JOBLIB,
@@ -104,13 +105,31 @@ NEEDS = {
 
 
 def missing_plugin(argv: list[str]) -> str | None:
-    """A message naming the plugin and the install command, if an argument needs a
-    plugin that is not installed; else None."""
+    """A message naming the package and the install command, if an argument needs a
+    package that is not installed (or too old); else None."""
     for arg in argv:
-        for prefix, (module, package, extra) in NEEDS.items():
+        for prefix, (module, package, extra, major) in NEEDS.items():
             if arg.lstrip("+~").startswith(prefix) and not arg.endswith("=null"):
+                what = f"the Hydra plugin {package}" if module.startswith("hydra_plugins.") else package
                 if importlib.util.find_spec(module.split(".")[0]) is None or \
                         importlib.util.find_spec(module) is None:
-                    return (f"{arg} needs the Hydra plugin {package}, which is not installed: "
+                    return (f"{arg} needs {what}, which is not installed: "
                             f'pip install -e ".[{extra}]" (or pip install {package})')
+                found = _version(package)
+                if major is not None and found is not None and _major(found) < major:
+                    return (f"{arg} needs {package} >= {major}, and {found} is installed: "
+                            f'pip install -e ".[{extra}]" (or pip install "{package}>={major}")')
     return None
+
+
+def _version(package: str) -> str | None:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _major(version: str) -> int:
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else 0

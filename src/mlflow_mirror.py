@@ -6,43 +6,37 @@ files (figures, model.keras, metrics, config) as artifacts. A run is tagged with
 folder and is not mirrored into the same experiment twice. A multirun sweep is one
 experiment named after its folder; every run is tagged with the sweep and job number.
 
-The default store is MLflow's file store beside the run store (<parent of paths.runs>/mlruns):
-it works offline, and `mlflow ui --backend-store-uri mlruns` shows it. Local stores (a
-folder or SQLite file) are written under a file lock, so the jobs of a parallel sweep take
-turns.
+The default store is the one MLflow 3 recommends for a machine of one's own, a SQLite file
+beside the run store (<parent of paths.runs>/mlflow.db), with the artifacts beside it in
+mlartifacts/<experiment>/ (MLflow would put them under the current folder). It works
+offline, and `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. Local stores (a
+SQLite file or a folder) are written under a file lock, so the jobs of a parallel sweep
+take turns.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from src.history import read_rows
+from src import run_record
+from src.tracking import beside_store, locked
 
 DEFAULT_EXPERIMENT = "kd-runner"
-MAX_ARTIFACT_BYTES = 200 * 2**20  # larger files (a big reconstruction) stay in the store only
-ARTIFACT_SUFFIXES = (".png", ".gif", ".keras", ".json", ".yaml", ".csv", ".txt", ".md")
 PARAM_VALUE_CHARS = 6000  # MLflow's limit on a parameter's value
 BATCH = 100  # MLflow takes at most 100 parameters per call (and 1,000 metrics)
 
 
 def tracking_uri(cfg: DictConfig) -> str:
-    """logger.tracking_uri, or the file store mlruns/ beside the run store."""
+    """logger.tracking_uri, or the SQLite store mlflow.db beside the run store."""
     if cfg.logger.tracking_uri:
         return str(cfg.logger.tracking_uri)
-    return local_root(cfg.paths.runs).as_uri()
-
-
-def local_root(runs: str) -> Path:
-    return Path(runs).expanduser().resolve().parent / "mlruns"
+    return f"sqlite:///{beside_store(cfg.paths.runs) / 'mlflow.db'}"
 
 
 def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) -> None:
@@ -53,10 +47,10 @@ def mirror(runs: list[Path], *, tracking_uri: str, experiment: str | None, job) 
         logging.getLogger(chatty).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
     local = local_folder(tracking_uri)
-    with _locked(local):
+    with locked(local):
         client = MlflowClient(tracking_uri=tracking_uri)
         name = experiment or (str(job.sweep_dir) if job.sweep_dir else DEFAULT_EXPERIMENT)
-        experiment_id = _experiment(client, name)
+        experiment_id = _experiment(client, name, _artifact_root(tracking_uri))
         for folder in runs:
             if not _already_there(client, experiment_id, folder):
                 _log_run(client, experiment_id, folder, job)
@@ -77,22 +71,19 @@ def local_folder(uri: str) -> Path | None:
     return folder
 
 
-@contextlib.contextmanager
-def _locked(folder: Path | None) -> Iterator[None]:
-    if folder is None:
-        yield
-        return
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _artifact_root(uri: str) -> Path | None:
+    """mlartifacts/ beside a SQLite file; None where the store decides (a folder, a server)."""
+    return Path(uri[len("sqlite:///"):]).parent / "mlartifacts" if uri.startswith("sqlite:///") else None
 
 
-def _experiment(client, name: str) -> str:
+def _experiment(client, name: str, artifact_root: Path | None) -> str:
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    where = None
+    if artifact_root is not None:
+        where = (artifact_root / run_record.slug(name)).as_uri()
+    return client.create_experiment(name, artifact_location=where)
 
 
 def _already_there(client, experiment_id: str, folder: Path) -> bool:
@@ -105,22 +96,19 @@ def _log_run(client, experiment_id: str, folder: Path, job) -> None:
     tags = {"run_store_dir": str(folder), "procedure": folder.parent.name, "dataset": folder.parent.parent.name}
     if job.sweep_dir:
         tags.update(sweep=str(job.sweep_dir), job=str(job.number))
-    run = client.create_run(experiment_id, run_name=f"{folder.parent.name}/{folder.name}", tags=tags)
+    run = client.create_run(experiment_id, run_name=run_record.name(folder), tags=tags)
     run_id = run.info.run_id
-    params = [Param(k, v) for k, v in flat_params(folder / "config.yaml").items()]
+    params = [Param(k, v) for k, v in flat_params(folder).items()]
     metrics = _metrics(folder, Metric)
     for start in range(0, max(len(params), len(metrics)), BATCH):
         client.log_batch(run_id, params=params[start:start + BATCH], metrics=metrics[start:start + BATCH])
-    for file in sorted(folder.iterdir()):
-        if file.is_file() and file.suffix in ARTIFACT_SUFFIXES and file.stat().st_size <= MAX_ARTIFACT_BYTES:
-            client.log_artifact(run_id, str(file))
+    for file in run_record.files(folder):
+        client.log_artifact(run_id, str(file))
     client.set_terminated(run_id, "FINISHED")
 
 
-def flat_params(config_file: Path) -> dict[str, str]:
+def flat_params(folder: Path) -> dict[str, str]:
     """The run's resolved config as dotted keys -> strings (lists as their YAML text)."""
-    if not config_file.is_file():
-        return {}
     flat: dict[str, str] = {}
 
     def walk(node, prefix: str) -> None:
@@ -130,21 +118,12 @@ def flat_params(config_file: Path) -> dict[str, str]:
         else:
             flat[prefix[:-1]] = json.dumps(node) if isinstance(node, list) else str(node)
 
-    walk(OmegaConf.to_container(OmegaConf.load(config_file), resolve=True), "")
+    walk(run_record.config(folder), "")
     return {k: v[:PARAM_VALUE_CHARS] for k, v in flat.items()}
 
 
 def _metrics(folder: Path, Metric) -> list:
     """history.csv per epoch as epoch/<column>, then metrics.json's numbers."""
     now = int(time.time() * 1000)
-    out = []
-    for row in read_rows(folder / "history.csv"):
-        step = int(row.get("epoch") or 0)
-        out += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items() if k != "epoch" and _number(v)]
-    final = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
-    out += [Metric(k, float(v), now, 0) for k, v in final.items() if _number(v)]
-    return out
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    out = [Metric(f"epoch/{k}", v, now, epoch) for epoch, row in run_record.epochs(folder) for k, v in row.items()]
+    return out + [Metric(k, float(v), now, 0) for k, v in run_record.final(folder).items()]

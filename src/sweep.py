@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.runstore import read_json
+from src.schema import optimized_metrics
 from src.stats import excludes_zero, has_outlier, is_paired, metric_interval
 from src.tables import is_number, seed_values
 
@@ -37,17 +38,17 @@ def _overrides(job: Path) -> dict[str, str]:
 
 
 def collect(sweep: Path, headline_of: Callable[[str], str | None] = lambda procedure: None
-            ) -> tuple[list[dict], list[str], str | None]:
-    """(rows, swept keys, headline metric). Swept keys: those whose value differs between
+            ) -> tuple[list[dict], list[str], list[str]]:
+    """(rows, swept keys, headline metrics). Swept keys: those whose value differs between
     jobs, plus the sweeper's own parameters (an Optuna key may repeat a value). The
-    headline is the sweep's optimized_metric, else headline_of(procedure) (what the
-    procedure declares), else test_accuracy."""
+    headlines are the sweep's optimized_metric (every metric of a list, the first leading),
+    else [headline_of(procedure)] (what the procedure declares), else [test_accuracy]."""
     jobs = job_folders(sweep)
     given = [_overrides(job) for job in jobs]
     keys = list(dict.fromkeys(k for g in given for k in g))
     sampled = set(_sweeper_params(jobs[0]))
     swept = [k for k in keys if k in sampled or len({g.get(k) for g in given}) > 1]
-    rows, headline = [], None
+    rows, headlines = [], []
     for job, overrides in zip(jobs, given):
         row = {"job": job.name, **{k: overrides.get(k) for k in swept}}
         result_file = job / "result.json"
@@ -58,12 +59,12 @@ def collect(sweep: Path, headline_of: Callable[[str], str | None] = lambda proce
             row.update(result["metrics"])
             row["run"] = result.get("run")
             config = OmegaConf.load(job / ".hydra" / "config.yaml")
-            headline = headline or config.get("optimized_metric") or _default_headline(
-                headline_of(result["procedure"]), result["metrics"])
+            headlines = headlines or optimized_metrics(config.get("optimized_metric")) or [_default_headline(
+                headline_of(result["procedure"]), result["metrics"])]
         else:
             row["status"] = "failed or running"
         rows.append(row)
-    return rows, swept, headline
+    return rows, swept, [h for h in headlines if h]
 
 
 def over_seeds(rows: list[dict], swept: list[str], metrics: list[str], headline: str) -> list[dict]:

@@ -8,14 +8,18 @@ warning, never a run, and a run reused from the store is mirrored the same way a
     tensorboard  TensorBoard events in each run folder while it trains (the default)
     csv          no events; a copy of each run's history.csv in the job's output folder
     mlflow       each run mirrored to MLflow (src/mlflow_mirror.py)
+    wandb        each run mirrored to Weights & Biases (src/wandb_mirror.py)
     none         the run store only
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from omegaconf import DictConfig
 
@@ -63,6 +67,9 @@ def mirror(cfg: DictConfig, folders: list[Path], job: Job) -> None:
     try:
         if cfg.logger.name == "csv":
             copy_histories(runs, job)
+        elif cfg.logger.name == "wandb":
+            from src import wandb_mirror
+            wandb_mirror.mirror(runs, cfg, job=job)
         else:
             from src import mlflow_mirror
             mlflow_mirror.mirror(runs, tracking_uri=mlflow_mirror.tracking_uri(cfg),
@@ -83,3 +90,25 @@ def copy_histories(runs: list[Path], job: Job) -> None:
         if source.is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target / f"{run.parent.name}-{run.name}.csv")
+
+
+def beside_store(runs: str) -> Path:
+    """The folder beside the run store, <parent of paths.runs>, where local trackers keep
+    their records (mlflow.db, wandb/)."""
+    return Path(runs).expanduser().resolve().parent
+
+
+@contextlib.contextmanager
+def locked(folder: Path | None) -> Iterator[None]:
+    """An exclusive lock on <folder>/.lock (none for None), so the jobs of a parallel sweep
+    take turns at a local tracker's records."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

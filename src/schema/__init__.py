@@ -22,8 +22,9 @@ This package must stay free of TensorFlow: `main.py --help` imports it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from src.schema import core, datafree, hns, kd, tree
 from src.schema.core import (DatasetConfig, EvaluateConfig, LoggerConfig, ModelConfig, PathsConfig,
@@ -34,7 +35,7 @@ from src.schema.hns import HnsConfig
 from src.schema.kd import DistillConfig, TeacherConfig
 from src.schema.tree import TreeConfig
 
-__all__ = ["Config", "jit_setting", "register", "validate"]
+__all__ = ["Config", "jit_setting", "optimized_metrics", "register", "validate"]
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Config:
     # batch = one weight, the batch rolled by one as partners (Beyer et al.)
     distribute: str = "none"  # mirrored = all local GPUs; multi_worker = TF_CONFIG or Slurm
     logical_cpus: int = 0  # split the CPU into this many devices (try distribute=mirrored without GPUs)
-    optimized_metric: Optional[str] = None
+    optimized_metric: Any = None  # a metric name, or a list of them (one per Optuna direction)
     tags: list[str] = field(default_factory=list)
 
 
@@ -82,9 +83,22 @@ def validate(cfg) -> None:
     """Raise ConfigError naming the first setting that cannot work, section by section."""
     for section in SECTIONS:
         section.check(cfg)
-    twin = validation_twin(cfg.optimized_metric, TEST_FIGURES) if cfg.optimized_metric else None
-    require(twin is None, f"optimized_metric={cfg.optimized_metric} is measured on the test split, which only reports "
-                          f"the final figure: optimise optimized_metric={twin} (the validation split) instead")
+    for metric in optimized_metrics(cfg.optimized_metric):
+        twin = validation_twin(metric, TEST_FIGURES)
+        require(twin is None, f"optimized_metric={metric} is measured on the test split, which only reports "
+                              f"the final figure: optimise optimized_metric={twin} (the validation split) instead")
+
+
+def optimized_metrics(value) -> list[str]:
+    """optimized_metric as a list of names: [] for null, [name] for one, the list for several."""
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else None
+    require(names is not None and len(names) > 0 and all(isinstance(n, str) and n for n in names),
+            f"optimized_metric={value}: a metric name (e.g. val_accuracy) or a list of them "
+            "(e.g. [val_accuracy,student_params], one per hydra.sweeper.direction)")
+    require(len(set(names)) == len(names), f"optimized_metric={list(names)}: a metric is named twice")
+    return [str(n) for n in names]
 
 
 def register() -> None:

@@ -6,6 +6,7 @@ a ConfigError whose message names the key, the problem and a value that works.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,7 +22,8 @@ GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
 AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
 MIXUP_PER = ("example", "batch")  # what one mixup draw covers (src/augment.py Mixup)
 REPORT_FORMATS = ("markdown", "csv")
-LOGGERS = ("tensorboard", "csv", "mlflow", "none")
+LOGGERS = ("tensorboard", "csv", "mlflow", "wandb", "none")
+WANDB_MODES = ("online", "offline")
 WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose fit applies train.weight_decay
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
@@ -135,8 +137,11 @@ class PathsConfig:
 class LoggerConfig:
     """Where a run's records go besides the run store (which always has history.csv)."""
     name: str = "tensorboard"
-    tracking_uri: Optional[str] = None  # mlflow: null = the file store <parent of paths.runs>/mlruns
+    tracking_uri: Optional[str] = None  # mlflow: null = the SQLite store <parent of paths.runs>/mlflow.db
     experiment: Optional[str] = None  # mlflow: null = the sweep folder for a multirun, else "kd-runner"
+    project: Optional[str] = None  # wandb: null = "kd-runner" (a multirun sweep is a group in it)
+    entity: Optional[str] = None  # wandb: null = the account's default entity
+    mode: Optional[str] = None  # wandb: online | offline; null = WANDB_MODE, else online when logged in, else offline
 
 
 def check(cfg) -> None:
@@ -181,6 +186,30 @@ def check(cfg) -> None:
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
     require_choice(cfg.logger.name, LOGGERS, "logger")
     if cfg.logger.name == "mlflow":
+        check_mlflow(cfg.logger)
+    if cfg.logger.name == "wandb":
         from importlib.util import find_spec
-        require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
-                                                 "pip install -e '.[tracking]' (or choose logger=tensorboard)")
+        require(find_spec("wandb") is not None, "logger=wandb needs wandb, which is not installed: "
+                                                "pip install -e '.[wandb]' (or choose logger=tensorboard)")
+        require(cfg.logger.mode is None or cfg.logger.mode in WANDB_MODES,
+                f"logger.mode={cfg.logger.mode}: W&B runs online or offline (null: WANDB_MODE, else online "
+                "when logged in with `wandb login`, else offline)")
+
+
+def check_mlflow(logger) -> None:
+    """MLflow is installed, and a file store is not given to an MLflow that refuses it."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+    require(find_spec("mlflow") is not None, "logger=mlflow needs MLflow, which is not installed: "
+                                             "pip install -e '.[tracking]' (or choose logger=tensorboard)")
+    uri = str(logger.tracking_uri or "")
+    file_store = bool(uri) and (uri.startswith("file:") or "://" not in uri)
+    try:
+        major = int(version("mlflow").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        major = 0
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
+    require(not file_store or major < 3 or allowed,
+            f"logger.tracking_uri={uri}: MLflow {major} refuses a file store; give a SQLite file "
+            "(e.g. logger.tracking_uri=sqlite:///mlflow.db; `mlflow migrate-filestore` moves runs over) "
+            "or set MLFLOW_ALLOW_FILE_STORE=true")

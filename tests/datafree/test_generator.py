@@ -144,10 +144,11 @@ def test_a_killed_run_resumes_where_it_stopped(make_cfg, monkeypatch):
     cfg = make_cfg("procedure=datafree_distill", *FAST)
     real = loop.report_epoch
 
-    def killed_after_epoch_1(row, verbose, writer):
-        real(row, verbose, writer)
+    def killed_after_epoch_1(row, writer):
+        numbers = real(row, writer)
         if row["epoch"] == 2 and "generated_agreement" in row:
             raise KeyboardInterrupt  # before epoch 2's checkpoint
+        return numbers
 
     monkeypatch.setattr(loop, "report_epoch", killed_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):

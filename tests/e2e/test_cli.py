@@ -70,6 +70,21 @@ def test_smoke_train_evaluate_report(cli, tmp_path):
     assert reported.stdout.count("| mnist_sample |") == 2  # the train and the evaluate run
 
 
+def test_a_log_file_gets_one_plain_line_per_epoch_and_no_escape_code(tmp_path):
+    """`python main.py debug=smoke > log.txt`: no progress-bar redraws or colours in the file."""
+    log = tmp_path / "log.txt"
+    args = [sys.executable, "main.py", "debug=smoke", "train.epochs=2", f"paths.runs={tmp_path}/runs",
+            f"hydra.run.dir={tmp_path}/out"]
+    with open(log, "w") as handle:
+        result = subprocess.run(args, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=handle,
+                                stderr=subprocess.STDOUT, timeout=300)
+    text = log.read_text()
+    assert result.returncode == 0, text[-3000:]
+    assert "\x1b" not in text and "\r" not in text
+    epochs = [line for line in text.splitlines() if line.startswith("Epoch ")]
+    assert len(epochs) == 6 and all("  loss=" in line and "val_accuracy=" in line for line in epochs)  # 3 runs x 2
+
+
 def test_multirun_sweep_makes_one_folder_per_point(cli, tmp_path):
     result = cli("-m", "debug=smoke", "procedure=train", "model=lenet,lenet_half", "seed=0,1",
                  f"paths.runs={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/sweep")

@@ -61,11 +61,41 @@ def test_parallel_jobs_with_one_artifact_train_it_once(cli, tmp_path):
     assert len(list((tmp_path / "runs" / "synthetic" / "train").iterdir())) == 1
 
 
+def _sweep_output(cli, tmp_path, name, *args):
+    folder = tmp_path / name
+    result = cli("-m", *SMOKE, f"paths.runs={tmp_path / 'runs'}", f"paths.sweeps={tmp_path / 'sweeps'}",
+                 f"hydra.sweep.dir={folder}", *args)
+    assert result.returncode == 0, result.output[-3000:]
+    return folder, result.output
+
+
 def test_optuna_preset_maximises_the_headline_metric(cli, tmp_path):
-    folder = _sweep(cli, tmp_path, "optuna", "hparams_search=distill_optuna", "hydra.sweeper.n_trials=2")
+    folder, output = _sweep_output(cli, tmp_path, "optuna", "hparams_search=distill_optuna", "hydra.sweeper.n_trials=2")
+    assert "Optuna study distill_optuna-" in output and "TPESampler, maximize): 0 trial(s) there, 2 to run" in output
     best = yaml.safe_load((folder / "optimization_results.yaml").read_text())
     (table,) = _report(cli, folder)  # no seed swept: no over-seeds table
     header, rows = table[0], table[1:]
     assert len(rows) == 2 and {"distill.temperature", "val_accuracy", "test_accuracy"} <= set(header)
     assert header.index("val_accuracy") < header.index("test_accuracy")  # the headline comes first
     assert best["best_value"] == pytest.approx(max(float(r[header.index("val_accuracy")]) for r in rows))
+
+
+def test_an_optuna_search_over_two_objectives_writes_its_pareto_front(cli, tmp_path):
+    folder, _ = _sweep_output(cli, tmp_path, "pareto", "hparams_search=distill_optuna", "hydra.sweeper.n_trials=2",
+                              "optimized_metric=[val_accuracy,student_params]", "hydra.sweeper.direction=[maximize,minimize]",
+                              "student=choice(lenet_half,hinton800)")
+    front = yaml.safe_load((folder / "optimization_results.yaml").read_text())["solutions"]
+    (table,) = _report(cli, folder)
+    header, rows = table[0], table[1:]
+    assert header.index("val_accuracy") < header.index("test_accuracy")  # the first objective is the headline
+    done = {(float(r[header.index("val_accuracy")]), float(r[header.index("student_params")])) for r in rows}
+    assert front and all(tuple(s["values"]) in done for s in front)
+
+
+def test_an_optuna_search_with_a_direction_per_missing_metric_is_refused_before_any_trial(cli, tmp_path):
+    result = cli("-m", *SMOKE, f"paths.runs={tmp_path / 'runs'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                 "hparams_search=distill_optuna", "optimized_metric=[val_accuracy,student_params]")
+    assert result.returncode != 0 and "Traceback" not in result.output
+    assert ("hydra.sweeper.direction=maximize: 1 direction(s) for 2 metric(s) of "
+            "optimized_metric=[val_accuracy,student_params]") in result.output
+    assert not (tmp_path / "runs").exists()

@@ -1,12 +1,14 @@
-"""Tracking and resumable searches as a user meets them: `python main.py logger=mlflow`, and
-an Optuna sweep killed after its first trial, then rerun."""
+"""Tracking and resumable searches as a user meets them: `python main.py logger=mlflow`,
+`python main.py logger=wandb` offline, and an Optuna sweep killed after its first trial, then rerun."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +22,32 @@ def test_the_main_job_with_mlflow_shows_its_three_runs_with_curves(cli, tmp_path
     result = cli("logger=mlflow", "debug=smoke", "train.epochs=2", f"paths.runs={tmp_path / 'runs'}",
                  f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 0, result.output[-3000:]
-    client = mlflow.tracking.MlflowClient((tmp_path / "mlruns").as_uri())
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("kd-runner").experiment_id])
     assert sorted(r.data.tags["procedure"] for r in runs) == ["distill", "train", "train"]
     for run in runs:
         assert len(client.get_metric_history(run.info.run_id, "epoch/loss")) == 2
+
+
+def test_the_main_job_with_wandb_offline_leaves_three_runs_with_config_curves_and_metrics(cli, tmp_path):
+    pytest.importorskip("wandb")
+    from tests.wandb_files import offline_runs
+    home = tmp_path / "home"
+    env = {"WANDB_MODE": "offline", "WANDB_CONFIG_DIR": str(home / "config"), "WANDB_CACHE_DIR": str(home / "cache"),
+           "WANDB_DATA_DIR": str(home / "data")}
+    result = cli("logger=wandb", "debug=smoke", "train.epochs=2", f"paths.runs={tmp_path / 'runs'}",
+                 f"hydra.run.dir={tmp_path / 'out'}", env=env)
+    assert result.returncode == 0, result.output[-3000:]
+    assert f"wandb sync {tmp_path / 'wandb'}/offline-run-*" in result.output
+    runs = offline_runs(tmp_path / "wandb")
+    assert sorted(r.job_type for r in runs) == ["distill", "train", "train"]
+    for run in runs:
+        folder = Path(run.config["kd_runner"]["run_store_dir"])
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert run.config["train"]["epochs"] == 2 and run.config["procedure"]["name"] == run.job_type
+        assert [h["_step"] for h in run.history if "epoch/loss" in h] == [1, 2]
+        assert run.summary["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+        assert run.artifacts[0]["type"] == "model" and "model.keras" in run.artifacts[0]["files"]
 
 
 def _study_trials(db):
@@ -34,7 +57,7 @@ def _study_trials(db):
 
 
 def test_a_killed_optuna_sweep_resumes_its_study(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna")
     sweeps = tmp_path / "sweeps"
     args = [sys.executable, "main.py", "-m", "hparams_search=distill_optuna", "debug=smoke", "dataset=synthetic",
             "hydra.sweeper.n_trials=2", f"paths.runs={tmp_path / 'runs'}", f"paths.sweeps={sweeps}"]

@@ -6,6 +6,7 @@ import math
 import pytest
 import tensorflow as tf
 
+from src import progress
 from src.checkpoint import TrainingState
 from src.errors import TrainingDiverged
 from src.history import read_rows
@@ -13,11 +14,11 @@ from src.loop import STEPS_PER_CALL, EpochLoop
 from src.runstore import locate
 
 
-def _loop(tmp_path, counter: tf.Variable) -> EpochLoop:
+def _loop(tmp_path, counter: tf.Variable, verbose: int = 0) -> EpochLoop:
     run = locate(tmp_path, "d", "p", "n", {})
     run.start({})
     state = TrainingState(tf.train.Checkpoint(counter=counter), tf.train.Checkpoint(), run)
-    return EpochLoop(state, ["loss", "steps"], verbose=0, fix="Lower some.lr.")
+    return EpochLoop(state, ["loss", "steps"], verbose=verbose, fix="Lower some.lr.")
 
 
 def _counting(counter: tf.Variable, calls: list):
@@ -65,3 +66,32 @@ def test_should_stop_ends_before_the_next_epoch(tmp_path):
     loop = _loop(tmp_path, counter)
     history = loop.run([], 5, 2, _counting(counter, calls), should_stop=lambda: len(calls) >= 2)
     assert len(history) == 2
+
+
+def test_off_a_terminal_each_epoch_is_one_plain_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "live", lambda: False)
+    counter = tf.Variable(0)
+    loop = _loop(tmp_path, counter, verbose=1)
+    loop.run([], 2, STEPS_PER_CALL + 5, _counting(counter, []))
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 2 and "\r" not in out and "\x1b" not in out
+    assert lines[0].startswith("Epoch 1/2  loss=1.0000  steps=1.0000  (") and lines[1].startswith("Epoch 2/2  loss=2.0000")
+
+
+def test_on_a_terminal_the_progress_bar_stays(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "live", lambda: True)
+    counter = tf.Variable(0)
+    loop = _loop(tmp_path, counter, verbose=1)
+    loop.run([], 1, 3, _counting(counter, []))
+    out = capsys.readouterr().out
+    assert out.startswith("Epoch 1/1\n") and "3/3" in out and "\r" in out and "  loss=1.0000  steps=1.0000" in out
+
+
+def test_other_progress_off_a_terminal_is_one_line_when_done(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "live", lambda: False)
+    bar = progress.bar(4, unit_name="batch")
+    for done in range(1, 5):
+        bar.update(done)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("batch 4/4 done (")

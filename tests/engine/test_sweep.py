@@ -17,6 +17,14 @@ def test_unknown_optimized_metric_lists_the_known_ones(make_cfg):
     assert headline(make_cfg("optimized_metric=val_accuracy"), {"val_accuracy": 0.5}) == 0.5
 
 
+def test_a_list_of_optimized_metrics_returns_one_number_each_in_order(make_cfg):
+    from main import headline
+    cfg = make_cfg("optimized_metric=[val_accuracy,student_params]")
+    assert headline(cfg, {"student_params": 1200, "val_accuracy": 0.5}) == [0.5, 1200.0]
+    with pytest.raises(ConfigError, match="optimized_metric=student_params is not a metric"):
+        headline(cfg, {"val_accuracy": 0.5})
+
+
 def test_over_seeds_gives_mean_spread_and_interval_per_setting():
     """Two seeds per estimator: std = |a - b| / sqrt(2) and the interval is mean +- t_{0.975,1}
     std / sqrt(2), with t_{0.975,1} = tan(0.475 pi) = 12.7062 (one degree of freedom)."""

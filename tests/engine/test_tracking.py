@@ -50,7 +50,8 @@ def test_mlflow_mirror_reads_back_with_the_mlflow_client(tmp_path):
     assert run.data.metrics["test_accuracy"] == pytest.approx(runstore.read_json(folder / "metrics.json")["test_accuracy"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.keras", "history.csv", "metrics.json", "config.yaml"} <= artifacts
-    assert (tmp_path / "mlruns" / experiment.experiment_id / "meta.yaml").is_file()  # beside the run store
+    assert (tmp_path / "mlflow.db").is_file()  # MLflow 3's SQLite store, beside the run store, and its artifacts
+    assert (tmp_path / "mlartifacts" / "kd-runner" / run.info.run_id / "artifacts" / "model.keras").is_file()
 
 
 def test_a_run_mirrored_twice_is_logged_once_and_a_sweep_is_its_own_experiment(tmp_path):
@@ -91,6 +92,20 @@ def test_unfinished_runs_are_not_mirrored(tmp_path):
     unfinished = tmp_path / "runs" / "d" / "train" / "x-0"
     unfinished.mkdir(parents=True)
     assert tracking.finished([unfinished]) == []
+
+
+def test_a_file_store_is_refused_before_any_work_where_mlflow_refuses_it(monkeypatch):
+    import importlib.metadata
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.17.2" if name == "mlflow" else "0")
+    for uri in ("mlruns", "file:///tmp/mlruns"):
+        with as_main(*SMOKE, "logger=mlflow", f"logger.tracking_uri={uri}") as cfg, \
+                pytest.raises(ConfigError, match=rf"logger.tracking_uri={uri}: MLflow 3 refuses a file store; give a "
+                                                 r"SQLite file \(e.g. logger.tracking_uri=sqlite:///mlflow.db"):
+            validate(cfg)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with as_main(*SMOKE, "logger=mlflow", "logger.tracking_uri=mlruns") as cfg:
+        validate(cfg)
 
 
 def test_mlflow_missing_is_refused_with_the_extra_to_install(monkeypatch):

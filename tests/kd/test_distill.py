@@ -142,10 +142,10 @@ def test_dkd_warms_up_by_epoch_through_the_fit_loop_and_resumes(make_cfg, monkey
                    "train.epochs=3")
     real_report = src.loop.report_epoch
 
-    def killed_in_epoch_3(row, verbose, writer):
+    def killed_in_epoch_3(row, writer):
         if row["epoch"] == 3 and "dkd_warmup" in row:  # the student's fit, not the teacher's
             raise KeyboardInterrupt
-        real_report(row, verbose, writer)
+        return real_report(row, writer)
 
     monkeypatch.setattr(src.loop, "report_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):

@@ -125,6 +125,16 @@ def test_a_sweeper_may_not_optimise_a_test_figure(metric, twin):
     validate(compose_config(f"optimized_metric={twin}"))
 
 
+def test_optimized_metric_may_be_a_list_each_a_validation_metric():
+    validate(compose_config("optimized_metric=[val_accuracy,student_params]"))
+    with pytest.raises(ConfigError, match=r"optimized_metric=kd_gain is measured on the test split.*val_kd_gain"):
+        validate(compose_config("optimized_metric=[val_accuracy,kd_gain]"))
+    with pytest.raises(ConfigError, match=r"optimized_metric=\['val_accuracy', 'val_accuracy'\]: a metric is named twice"):
+        validate(compose_config("optimized_metric=[val_accuracy,val_accuracy]"))
+    with pytest.raises(ConfigError, match=r"optimized_metric=\[\]: a metric name \(e.g. val_accuracy\) or a list"):
+        validate(compose_config("optimized_metric=[]"))
+
+
 def test_every_search_preset_optimises_a_validation_metric():
     import yaml
     for preset in sorted((ROOT / "conf" / "hparams_search").glob("*.yaml")):
