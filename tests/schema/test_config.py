@@ -9,6 +9,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from src.errors import ConfigError
 from src.schema import validate
+from src.schema.core import FACTORY, KERAS_APP
 from tests.conftest import ROOT, compose_config
 
 MODELS = ["hinton1200", "hinton800", "lenet", "lenet_half", "lenet_bn", "convnet"]
@@ -32,8 +33,9 @@ def test_defaults_compose():
 def test_group_options_match_registries():
     import datasets
     import models
-    assert sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml")) == sorted(models.NAMES)
-    for name in models.NAMES:  # every model is a student= option too, configured once in conf/model
+    options = sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml"))
+    assert options == sorted((*models.NAMES, KERAS_APP, FACTORY))  # the registry, and the two open-ended kinds
+    for name in options:  # every model is a student= option too, configured once in conf/model
         assert compose_config(f"student={name}").student == compose_config(f"model={name}").model
     on_disk = sorted(p.stem for p in (ROOT / "conf/dataset").glob("*.yaml"))
     assert set(on_disk) <= set(datasets.NAMES)
