@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import app_weights
-from procedures import compute_stats, distill, train, tree_distill
+from procedures import compute_stats, distill, optimize_dataset, train, tree_distill
 from procedures._upstream import build_model, load_data, network_key, network_name
 from src.errors import RunnerError
 from tests.conftest import SMOKE, compose_config
@@ -127,3 +127,16 @@ def test_a_bad_network_is_one_line_before_any_work(tiny, tmp_path, monkeypatch, 
         distill.run(tiny("procedure=distill", "student=lenet_half", *overrides))
     assert message in str(error.value) and "\n" not in str(error.value)
     assert not list((tmp_path / "runs").rglob("key.json"))  # no run was started, finished or not
+
+
+@pytest.mark.parametrize("teacher,objective,message", [
+    (APP, "spectral_layer_pairs", r"optimize.objective=spectral_layer_pairs cannot make a graph of the teacher "
+                                  r"MobileNetV3Small .*use optimize.objective=all_layers"),
+    (["model=factory", f"model.target={FACTORY}.small_cnn"], "all_layers_dropout", r"has no Dropout layers"),
+    (["model=factory", f"model.target={FACTORY}.small_cnn"], "batchnorm", r"has no BatchNormalization layers"),
+])
+def test_an_objective_that_cannot_read_the_teacher_is_refused_before_training_it(tiny, tmp_path, teacher, objective,
+                                                                                 message):
+    with pytest.raises(RunnerError, match=message):
+        optimize_dataset.run(tiny("procedure=optimize_dataset", *teacher, f"optimize.objective={objective}"))
+    assert not list((tmp_path / "runs").rglob("key.json"))
