@@ -62,6 +62,13 @@ def test_a_researcher_s_module_on_the_path_is_a_teacher_and_a_student(cli, tmp_p
                     "distill.features.student_layers=[conv]", env=env)  # the teacher's model.keras holds Scale
     assert distilled.returncode == 0, distilled.output[-3000:]
     assert "student tiny distilled" in distilled.output and "kd_gain" in distilled.output
+    datafree = cli("procedure=datafree_distill", *TINY, *_store(tmp_path), "model=factory", *mine, "student=factory",
+                   "student.target=mylab.nets.tiny", env=env)
+    assert datafree.returncode == 0 and "student tiny, dafl (no data)" in datafree.output, datafree.output[-3000:]
+    rebuilt = cli("procedure=optimize_dataset", *TINY, *_store(tmp_path), "model=factory", *mine,
+                  "optimize.objective=all_layers", "stats.layers=[conv]", env=env)
+    assert rebuilt.returncode == 0, rebuilt.output[-3000:]
+    assert list((tmp_path / "runs/synthetic/optimize_dataset").glob("tiny-all_layers-*/DONE"))
 
 
 def test_a_student_file_distills_from_its_own_weights(cli, tmp_path):
