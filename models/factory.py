@@ -70,6 +70,10 @@ def from_factory(target: str, kwargs: dict, input_shape: tuple[int, ...], num_cl
     if not isinstance(model, keras.Model):
         raise ModelError(f"{key}.target={target} returned a {type(model).__name__}, not a keras.Model: "
                          "return keras.Model(inputs, logits)")
+    if not hasattr(model, "outputs"):  # a subclassed model, or a Sequential without an Input
+        raise ModelError(f"{key}.target={target} returned a model without a graph of layers (subclassed, or a "
+                         "Sequential without an Input): build it on keras.Input(input_shape), functional or "
+                         "Sequential, so that its layers can be named and it saves as model.keras")
     if len(model.outputs) != 1:
         raise ModelError(f"{key}.target={target} returned a model with {len(model.outputs)} outputs: "
                          f"return one, the logits of the {num_classes} classes")

@@ -32,5 +32,9 @@ def not_a_model(input_shape, num_classes):
     return f"a network for {num_classes} classes"
 
 
+def without_input(input_shape, num_classes):
+    return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(num_classes)])
+
+
 def broken(input_shape, num_classes):
     raise RuntimeError("the researcher's bug")

@@ -123,6 +123,7 @@ def test_a_factory_builds_the_user_s_network_with_its_kwargs():
     (f"{TARGET}.missing", rf"model.target={TARGET}.missing: module {TARGET} has no missing"),
     (f"{TARGET}.NOT_CALLABLE", r"is a int, not a function \(input_shape, num_classes, \*\*kwargs\) -> keras.Model"),
     (f"{TARGET}.not_a_model", r"returned a str, not a keras.Model"),
+    (f"{TARGET}.without_input", r"returned a model without a graph of layers \(subclassed, or a Sequential without"),
     (f"{TARGET}.wrong_size", r"returned a model with outputs of shape \(4,\), but the data has 3 classes"),
     (f"{TARGET}.broken", r"failed when called as broken\(input_shape=\(28, 28, 1\), num_classes=3.*RuntimeError"),
     (f"{TARGET}.softmax_head", r"applies a softmax, but the runner takes logits"),
