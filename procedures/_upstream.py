@@ -174,11 +174,11 @@ def network_name(model_cfg: DictConfig) -> str:
     keras.applications name, the factory function's name, or the file's (run folder's) name."""
     kind = network_kind(model_cfg)
     if kind == "file":
-        path = Path(model_cfg.path).expanduser()
+        path = Path(model_cfg["path"]).expanduser()
         return path.name if path.is_dir() else path.stem
     if kind == KERAS_APP:
-        return model_cfg.arch
-    return model_cfg.target.rpartition(".")[2] if kind == FACTORY else model_cfg.name
+        return model_cfg["arch"]
+    return model_cfg["target"].rpartition(".")[2] if kind == FACTORY else model_cfg["name"]
 
 
 def optimizer_for(cfg: DictConfig, examples: int, settings: DictConfig | None = None):
@@ -224,13 +224,14 @@ def model_label(cfg: DictConfig, path: str | None) -> str:
 
 
 def model_display(cfg: DictConfig, path: str | None) -> str:
-    """How a model appears in a summary: its config name, or for a given path the model
-    name its run folder records (else the file name) and the path."""
+    """How a model appears in a summary: its network's name, or for a given path the
+    network its run folder records (else the file name) and the path."""
     if not path:
         return network_name(cfg.model)
     folder = Path(path).expanduser()
     config = folder / "config.yaml"
-    name = OmegaConf.select(OmegaConf.load(config), "model.name") if folder.is_dir() and config.exists() else None
+    stored = OmegaConf.select(OmegaConf.load(config), "model") if folder.is_dir() and config.exists() else None
+    name = network_name(stored) if stored else None
     return f"{name or folder.name} ({path})"
 
 

@@ -80,10 +80,11 @@ class ModelConfig:
 
 
 def network_kind(m) -> str:
-    """What builds the network of a model section: "file", KERAS_APP, FACTORY or "registry"."""
-    if m.path:
+    """What builds the network of a model section (also one a stored config.yaml records):
+    "file", KERAS_APP, FACTORY or "registry"."""
+    if m.get("path"):
         return "file"
-    return m.name if m.name in (KERAS_APP, FACTORY) else "registry"
+    return m.get("name") if m.get("name") in (KERAS_APP, FACTORY) else "registry"
 
 
 def check_network(m, group: str) -> None:

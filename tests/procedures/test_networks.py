@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from models import app_weights
 from procedures import compute_stats, distill, optimize_dataset, train, tree_distill
@@ -94,6 +95,8 @@ def test_this_project_s_networks_keep_their_keys(tiny):
     assert network_key(app.model)["arch"] == "MobileNetV3Small" and network_name(app.model) == "MobileNetV3Small"
     assert train.artifact(app).dir != train.artifact(tiny("procedure=train", "model=keras_app",
                                                           "model.arch=EfficientNetB0")).dir
+    stored = OmegaConf.create({"name": "keras_app", "arch": "ResNet50", "init": "default"})  # a run's config.yaml
+    assert network_name(stored) == "ResNet50" and network_name(OmegaConf.create({"name": "lenet"})) == "lenet"
 
 
 def _offline(fname, origin, **kwargs):
