@@ -1,4 +1,8 @@
-"""Model registry: ``build(name, input_shape, num_classes, init)`` -> Keras model.
+"""Model registry: ``build(name, input_shape, num_classes, init)`` -> Keras model, and
+``network(spec, ...)``, the network of a model section of the config: this project's by
+name, any keras.applications constructor (models/keras_app.py) or a user's function
+(models/factory.py). A network from a .keras file is loaded by the caller, which owns
+artifacts, and made fresh with ``reinitialized``.
 
 Every model is a functional Keras model named after its registry key, takes
 channels-last inputs and returns LOGITS (no softmax). Dense/Conv layers have no
@@ -7,17 +11,21 @@ can be tapped by name (see ``activation_layers``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import keras
 
-from src.schema.core import MODEL_INITS
+from src.schema.core import FACTORY, KERAS_APP, MODEL_INITS
 
 from . import cifar as _cifar
 from . import convnet as _convnet
 from . import hinton as _hinton
 from . import lenet as _lenet
 from . import soft_tree as _soft_tree  # noqa: F401  registers SoftTree, so any tree model.keras loads
-from ._blocks import RELU_SUFFIX
+from ._blocks import RELU_SUFFIX, fresh_names
 from .errors import ModelError
+from .factory import from_factory
+from .keras_app import keras_app
 
 _REGISTRY = {
     "hinton1200": _hinton.hinton1200,
@@ -39,8 +47,8 @@ DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are
 # LeNet-5 family); any other network has none declared (see dafl_feature_layer).
 _DAFL_FEATURES = {"lenet": _lenet.DAFL_FEATURES, "lenet_half": _lenet.DAFL_FEATURES, "lenet_bn": _lenet.DAFL_FEATURES}
 
-__all__ = ["DROPOUT_MODELS", "NAMES", "ModelError", "activation_layers", "build", "dafl_feature_layer",
-           "output_layer"]
+__all__ = ["DROPOUT_MODELS", "NAMES", "ModelError", "activation_layers", "build", "check_logits", "dafl_feature_layer",
+           "network", "output_layer", "reinitialized"]
 ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ELU)
 
 
@@ -60,6 +68,40 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str =
         raise ModelError(f"model {name!r} has no settable dropout ({', '.join(rates)}); "
                          f"models that have: {', '.join(DROPOUT_MODELS)}")
     return _REGISTRY[name](shape, classes, init, **rates)
+
+
+def network(spec: Mapping, input_shape: tuple[int, ...], num_classes: int, key: str = "model") -> keras.Model:
+    """A fresh network for a model section (`key`: "model" or "student", which errors
+    name): spec["name"] is a registry name, keras_app (spec["arch"], spec["weights"]) or
+    factory (spec["target"]); spec["kwargs"] are the constructor's or the function's.
+    Deterministic under ``keras.utils.set_random_seed``, layer names included."""
+    shape, classes = tuple(int(d) for d in input_shape), int(num_classes)
+    with fresh_names():
+        if spec["name"] == KERAS_APP:
+            return keras_app(spec["arch"], spec["weights"], shape, classes, dict(spec["kwargs"] or {}), key)
+        if spec["name"] == FACTORY:
+            return check_logits(from_factory(spec["target"], dict(spec["kwargs"] or {}), shape, classes, key),
+                                f"{key}.target={spec['target']}")
+        return build(spec["name"], shape, classes, init=spec["init"], dropout=spec["dropout"],
+                     input_dropout=spec["input_dropout"])
+
+
+def reinitialized(model: keras.Model) -> keras.Model:
+    """The same architecture (every layer name included) with fresh weights from each
+    layer's initialisers: deterministic under ``keras.utils.set_random_seed``."""
+    with fresh_names():
+        return type(model).from_config(model.get_config())
+
+
+def check_logits(model: keras.Model, what: str) -> keras.Model:
+    """`model`, refused when its output layer applies a softmax: the runner's losses and
+    temperatures take logits."""
+    layer = model.get_layer(output_layer(model))
+    activation = getattr(getattr(layer, "activation", None), "__name__", "")
+    if isinstance(layer, keras.layers.Softmax) or activation == "softmax":
+        raise ModelError(f"{what}: the output layer {layer.name!r} of {model.name} applies a softmax, but the runner "
+                         "takes logits: end in a layer without activation (e.g. Dense(num_classes))")
+    return model
 
 
 def output_layer(model: keras.Model) -> str:

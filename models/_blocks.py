@@ -6,7 +6,9 @@ followed by a ReLU layer named ``X + RELU_SUFFIX``; the output layer is ``LOGITS
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import keras
 from keras import layers
@@ -71,3 +73,19 @@ def image_padding(input_shape: Sequence[int], stages: Sequence[tuple[int, int]],
         if size < 1:
             return "same"
     return "valid"
+
+
+@contextlib.contextmanager
+def fresh_names() -> Iterator[None]:
+    """Layers left unnamed get the same automatic names (activation, activation_1, ...) in
+    every build inside this block, whatever this process built before: keras.applications
+    and users' functions leave many layers unnamed, and settings address layers by name
+    (distill.features.*, stats.layers), so the network checked before a run and the one
+    trained in it must agree."""
+    from keras.src.backend.common import global_state  # the counters behind Keras' automatic names
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)

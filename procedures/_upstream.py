@@ -1,7 +1,9 @@
 """The toolkit every procedure gets its inputs with, so each one reads as: get the inputs,
 call the method, save through the run, declare the summary.
 
-- data and fresh models: `load_data`, `build_model`, `optimizer_for`;
+- data and fresh models: `load_data`, `build_model` (any network a model section names:
+  this project's, a file's architecture, keras_app, factory), `optimizer_for`;
+- what names and keys a network without building it: `network_name`, `network_key`;
 - upstream runs: `upstream_config` (the upstream config), `upstream_run` (its finished
   run, produced first when missing and auto_prereqs=true), `baseline_run` plus
   `paired_gain` (the `<name>_gain` convention);
@@ -29,11 +31,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import datasets
 import models
+from models.app_weights import weights_file
+from models.factory import load_module, source_file
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
 from src.optim import make_optimizer, steps_per_epoch
 from src.runstore import Run, file_digest
 from src.runtime import seed_everything
+from src.schema.core import FACTORY, KERAS_APP, network_kind
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +117,68 @@ def load_data(cfg: DictConfig) -> datasets.Dataset:
     return data
 
 
-def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int):
-    """A fresh model, seeded here so its initial weights do not depend on what else ran
-    in this process first (e.g. a teacher trained as a prerequisite)."""
+def build_model(model_cfg: DictConfig, data: datasets.Dataset, seed: int, key: str = "model"):
+    """A fresh model for the model section `key` ("model" or "student", which errors
+    name), seeded here so its initial weights do not depend on what else ran in this
+    process first (e.g. a teacher trained as a prerequisite). A bad network is a one-line
+    error: build it before any work to check it."""
     seed_everything(seed)
-    return models.build(model_cfg.name, data.input_shape, data.num_classes, init=model_cfg.init,
-                        dropout=model_cfg.dropout, input_dropout=model_cfg.input_dropout)
+    if model_cfg.path:
+        return _file_network(model_cfg, data, key)
+    spec = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
+    return models.network(spec, data.input_shape, data.num_classes, key)
+
+
+def network_file(path: str, key: str) -> Path:
+    """The .keras file `key`.path names: the file, or a finished run folder's model.keras."""
+    if not Path(path).expanduser().exists():
+        raise ArtifactError(f"{key}.path={path}: no such file or folder; give a .keras file or a finished run folder")
+    return resolve_model_file(path, f"{key}.path")
+
+
+def _file_network(model_cfg: DictConfig, data: datasets.Dataset, key: str):
+    """The architecture of `key`.path with fresh weights (init default or reinit: the
+    scratch baseline and the distilled student start alike) or the file's (init weights:
+    fine-tuning); refused when it does not fit the data or ends in a softmax."""
+    model = load_model(network_file(model_cfg.path, key), f"{key}.path")
+    check_fits(model, data.input_shape, data.num_classes, data.name, key)
+    models.check_logits(model, f"{key}.path={model_cfg.path}")
+    return model if model_cfg.init == "weights" else models.reinitialized(model)
+
+
+REGISTRY_KEYS = ("name", "init", "dropout", "input_dropout")  # the settings of one of this project's networks
+
+
+def network_key(model_cfg: DictConfig, key: str = "model") -> dict:
+    """What identifies a network in an artifact key, without building it: the settings its
+    kind reads, with each file it reads (`key`.path, a keras_app weights file, a factory's
+    module) replaced by a digest of its content, so that a changed file makes new runs."""
+    kind = network_kind(model_cfg)
+    if kind == "file":
+        return {"file": file_digest(network_file(model_cfg.path, key)),
+                "init": "weights" if model_cfg.init == "weights" else "reinit"}
+    if kind == KERAS_APP:
+        weights = model_cfg.weights
+        if weights not in (None, "imagenet"):
+            weights = {"file": file_digest(weights_file(weights, model_cfg.arch, key))}
+        return {"name": KERAS_APP, "arch": model_cfg.arch, "weights": weights, "kwargs": model_cfg.kwargs}
+    if kind == FACTORY:
+        source = source_file(model_cfg.target, key)
+        return {"name": FACTORY, "target": model_cfg.target, "kwargs": model_cfg.kwargs,
+                "source": file_digest(source) if source else None}
+    return {k: model_cfg[k] for k in REGISTRY_KEYS}
+
+
+def network_name(model_cfg: DictConfig) -> str:
+    """How a network appears in folder names and summaries: this project's name, the
+    keras.applications name, the factory function's name, or the file's (run folder's) name."""
+    kind = network_kind(model_cfg)
+    if kind == "file":
+        path = Path(model_cfg["path"]).expanduser()
+        return path.name if path.is_dir() else path.stem
+    if kind == KERAS_APP:
+        return model_cfg["arch"]
+    return model_cfg["target"].rpartition(".")[2] if kind == FACTORY else model_cfg["name"]
 
 
 def optimizer_for(cfg: DictConfig, examples: int, settings: DictConfig | None = None):
@@ -158,18 +219,19 @@ def check_model_path(path: str, dataset: str, what: str, key: str) -> Path:
 
 
 def model_label(cfg: DictConfig, path: str | None) -> str:
-    """How a model appears in run folder names: its config name, or "file" when given by path."""
-    return "file" if path else cfg.model.name
+    """How a model appears in run folder names: its network's name, or "file" when given by path."""
+    return "file" if path else network_name(cfg.model)
 
 
 def model_display(cfg: DictConfig, path: str | None) -> str:
-    """How a model appears in a summary: its config name, or for a given path the model
-    name its run folder records (else the file name) and the path."""
+    """How a model appears in a summary: its network's name, or for a given path the
+    network its run folder records (else the file name) and the path."""
     if not path:
-        return cfg.model.name
+        return network_name(cfg.model)
     folder = Path(path).expanduser()
     config = folder / "config.yaml"
-    name = OmegaConf.select(OmegaConf.load(config), "model.name") if folder.is_dir() and config.exists() else None
+    stored = OmegaConf.select(OmegaConf.load(config), "model") if folder.is_dir() and config.exists() else None
+    name = network_name(stored) if stored else None
     return f"{name or folder.name} ({path})"
 
 
@@ -191,6 +253,8 @@ def trained_model(cfg: DictConfig, data: datasets.Dataset, path: str | None, wha
         source = str(path)
     else:
         source = str(upstream_run("train", model_train_config(cfg, what), why=f"this {what}").dir)
+        if network_kind(cfg.model) == FACTORY:  # registers the custom layers its model.keras may hold
+            load_module(cfg.model.target)
     model = load_model(source, what)
     check_fits(model, data.input_shape, data.num_classes, data.name, what)
     return model, source

@@ -25,10 +25,12 @@ from procedures._upstream import (Teacher, load_data, model_identity, model_labe
                                   upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
+from src.datafree.objectives import check_teacher as check_objective
 from src.datafree.plots import mean_activations_png
 from src.datafree.statistics import check_class_counts, layer_statistics, spectral_statistics
 from src.datafree.taps import ActivationTap
 from src.runstore import Run, locate
+from src.schema.datafree import SPECTRAL_GRAPHS
 from src.tables import print_summary
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,7 @@ def run(cfg: DictConfig) -> dict:
     data = load_data(cfg)
     check_class_counts(np.bincount(data.y_train, minlength=data.num_classes), cfg.optimize.classes,
                        f"the training split of {data.name}")
-    if cfg.stats.layers:
-        check_layers(teacher_architecture(cfg, data), list(cfg.stats.layers), "the teacher", "stats.layers")
+    check_teacher(cfg, data)
     teacher = upstream_teacher(cfg, data)
     out = artifact(cfg)
     metrics = out.produce(cfg, lambda: _compute(cfg, out, data, teacher), "compute_stats")
@@ -65,11 +66,30 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
                   + (f", with the {metrics['spectral']} graph-Fourier statistics" if metrics["spectral"] else "")]
 
 
-def _compute(cfg: DictConfig, out: Run, data, teacher: Teacher) -> dict:
-    source, teacher = teacher.source, teacher.model
+def check_teacher(cfg: DictConfig, data) -> None:
+    """The layers stats.layers names exist and, with stats.spectral, the teacher's graph
+    can be made: checked on its architecture, before a teacher is trained."""
+    if not (cfg.stats.layers or cfg.stats.spectral):
+        return
+    teacher = teacher_architecture(cfg, data)
+    if cfg.stats.layers:
+        check_layers(teacher, list(cfg.stats.layers), "the teacher", "stats.layers")
+    if cfg.stats.spectral:
+        objective = next(name for name, graph in SPECTRAL_GRAPHS.items() if graph == cfg.stats.spectral)
+        check_objective(objective, teacher, tapped_layers(cfg, teacher))
+
+
+def tapped_layers(cfg: DictConfig, teacher) -> list[str]:
+    """stats.layers (default every hidden pre-activation), then the output layer."""
     layers = list(cfg.stats.layers) if cfg.stats.layers else models.activation_layers(teacher)
     if models.output_layer(teacher) not in layers:  # the objectives all match the logits
         layers.append(models.output_layer(teacher))
+    return layers
+
+
+def _compute(cfg: DictConfig, out: Run, data, teacher: Teacher) -> dict:
+    source, teacher = teacher.source, teacher.model
+    layers = tapped_layers(cfg, teacher)
     tap = ActivationTap(teacher, layers, cfg.stats.temperature)
     started = time.perf_counter()
     arrays = layer_statistics(tap, data.x_train, data.y_train, data.num_classes, cfg.stats)

@@ -22,8 +22,8 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 import models
-from procedures._upstream import (Teacher, build_model, load_data, model_identity, model_label,
-                                  teacher_architecture, teacher_row, upstream_teacher)
+from procedures._upstream import (Teacher, build_model, load_data, model_identity, model_label, network_key,
+                                  network_name, teacher_architecture, teacher_row, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
 from src.checkpoint import TrainingState, seed_states
@@ -72,15 +72,17 @@ def feature_layer(cfg: DictConfig, teacher: keras.Model) -> str:
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "datafree_distill", "student": cfg.student, "dataset": cfg.dataset, "generator": settings(cfg),
+    key = {"procedure": "datafree_distill", "student": network_key(cfg.student, "student"), "dataset": cfg.dataset,
+           "generator": settings(cfg),
            "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed, "precision": cfg.precision}
-    name = f"{cfg.student.name}-from-{model_label(cfg, cfg.teacher.path)}-{cfg.generator.method}"
+    name = f"{network_name(cfg.student)}-from-{model_label(cfg, cfg.teacher.path)}-{cfg.generator.method}"
     return locate(cfg.paths.runs, cfg.dataset.name, "datafree_distill", name, key)
 
 
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)  # shapes and class names; its test split for the final figure only
+    build_model(cfg.student, data, cfg.seed, "student")  # a student that cannot be built is refused before any work
     if cfg.generator.feature_layer:
         check_layers(teacher_architecture(cfg, data), [cfg.generator.feature_layer], "the teacher",
                      "generator.feature_layer")
@@ -96,7 +98,8 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
     """The teacher and the student; what the run kept and the data-free signals."""
     m = metrics
     rows = [teacher_row(cfg, **{"test acc": m["teacher_test_accuracy"]}),
-            {"model": f"student {cfg.student.name}, {cfg.generator.method} (no data)", "test acc": m["test_accuracy"]}]
+            {"model": f"student {network_name(cfg.student)}, {cfg.generator.method} (no data)",
+             "test acc": m["test_accuracy"]}]
     notes = [f"fraction of the teacher {m['fraction_of_teacher']:.3f}; agreement on generated inputs "
              f"{m['generated_agreement']:.3f} (the last epoch's student: nothing chosen on real data)"]
     if m.get("missing_classes"):  # the data-free sign of a collapsed generator: agreement stays high
@@ -117,14 +120,14 @@ def _distill(cfg: DictConfig, out: Run, data, teacher: Teacher, features: str) -
     runtime.seed_everything(cfg.seed)
     epsilon = DAFL_BN_EPSILON if gen.method == "dafl" else DEFAULT_BN_EPSILON
     generator = build_generator(gen.latent_dim, data.input_shape, gen.width, epsilon)
-    student = build_model(cfg.student, data, cfg.seed)
+    student = build_model(cfg.student, data, cfg.seed, "student")
     trainer = GeneratorDistiller(generator, student, teacher.model, gen, feature_layer=features, seed=cfg.seed,
                                  generator_optimizer=keras.optimizers.Adam(gen.lr),
                                  student_optimizer=make_optimizer(gen.student_optimizer, gen.student_lr),
                                  jit_compile=runtime.use_xla(cfg))
     pool = tf.constant(np.random.default_rng([cfg.seed, 1]).normal(size=(gen.pool, gen.latent_dim)), tf.float32)
     log.info("datafree_distill %s -> %s (%s, %d epochs x %d steps of %d generated inputs, features of %s, %d units)",
-             teacher.label, cfg.student.name, gen.method, gen.epochs, gen.steps_per_epoch, gen.batch_size,
+             teacher.label, network_name(cfg.student), gen.method, gen.epochs, gen.steps_per_epoch, gen.batch_size,
              features, teacher.model.get_layer(features).output.shape[-1])
     history, resumed, seconds = _fit(trainer, teacher.model, pool, gen, out, data.class_names)
     out.save_model(student)

@@ -4,6 +4,7 @@
     python main.py                                   # convnet -> hinton800 at T=8 on mnist_sample
     python main.py procedure=distill model=hinton1200 student=hinton800 dataset=fashion_mnist
     python main.py procedure=distill teacher.path=/some/where/teacher.keras student=lenet_half
+    python main.py procedure=distill model=keras_app model.arch=MobileNetV3Small student.path=my_student.keras
 
 The teacher comes from the store (trained first when missing) or teacher.path. Its
 logits on the training data are computed once and cached, so an epoch costs only the
@@ -20,14 +21,14 @@ from omegaconf import DictConfig
 
 import datasets
 from procedures._upstream import (Teacher, baseline_run, build_model, load_data, model_identity, model_label,
-                                  optimizer_for, paired_gain, teacher_architecture, teacher_row, upstream, upstream_config,
-                                  upstream_run, upstream_teacher)
+                                  network_key, network_name, optimizer_for, paired_gain, teacher_architecture,
+                                  teacher_row, upstream, upstream_config, upstream_run, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key
 from src.errors import ArtifactError
 from src.fit import Fitter
-from src.kd.features import make_feature_loss
+from src.kd.features import check_feature_pairs, make_feature_loss
 from src.kd.loss import make_loss
 from src.kd.scores import gap_recovered, split_metrics, with_teacher_logits
 from src.optim import steps_per_epoch
@@ -45,12 +46,13 @@ REPORT = {"distill": {
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
+    key = {"procedure": "distill", "student": network_key(cfg.student, "student"), "dataset": cfg.dataset,
+           "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
     if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
-    name = f"{cfg.student.name}-from-{model_label(cfg, cfg.teacher.path)}"
+    name = f"{network_name(cfg.student)}-from-{model_label(cfg, cfg.teacher.path)}"
     return locate(cfg.paths.runs, cfg.dataset.name, "distill", name, key)
 
 
@@ -69,8 +71,7 @@ def run(cfg: DictConfig) -> dict:
     data = load_data(cfg)
     if cfg.distill.data_path:  # a user's file is read and checked before anything is trained
         _reconstructed_data(cfg, data)
-    if cfg.distill.method in FEATURE_METHODS:
-        _check_feature_layers(cfg, data)
+    _check_networks(cfg, data)
     teacher = upstream_teacher(cfg, data)
     scratch = baseline_run(cfg, "train", {"model": dict(cfg.student)}, "the distill baseline (student from scratch)") \
         if cfg.distill.baseline else None
@@ -86,9 +87,10 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
     rows = [teacher_row(cfg, **{"val acc": m.get("teacher_val_accuracy"), "test acc": m["teacher_test_accuracy"],
                                 "agreement with teacher": 1.0})]
     if "scratch_test_accuracy" in m:
-        rows.append({"model": f"student {cfg.student.name} from scratch", "val acc": m.get("scratch_val_accuracy"),
+        rows.append({"model": f"student {network_name(cfg.student)} from scratch",
+                     "val acc": m.get("scratch_val_accuracy"),
                      "test acc": m["scratch_test_accuracy"], "agreement with teacher": m["scratch_agreement"]})
-    rows.append({"model": f"student {cfg.student.name} distilled", "val acc": m.get("val_accuracy"),
+    rows.append({"model": f"student {network_name(cfg.student)} distilled", "val acc": m.get("val_accuracy"),
                  "test acc": m["test_accuracy"], "agreement with teacher": m["agreement"]})
     notes = []
     if m.get("kd_gain") is not None:
@@ -100,14 +102,18 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
     return rows, notes
 
 
-def _check_feature_layers(cfg: DictConfig, data) -> None:
-    """Every named layer exists, before a teacher or baseline is trained (architectures
-    are built for the check; a teacher file is loaded)."""
-    names = cfg.distill.features
-    student = build_model(cfg.student, data, cfg.seed)
+def _check_networks(cfg: DictConfig, data) -> None:
+    """The student builds and, for a feature method, every named layer exists and each
+    pair can be matched, before a teacher or baseline is trained (architectures are built
+    for the check; a teacher file is loaded). A teacher the store trains is checked by its
+    train run, before that run starts."""
+    student = build_model(cfg.student, data, cfg.seed, "student")
+    if cfg.distill.method not in FEATURE_METHODS:
+        return
+    names, teacher = cfg.distill.features, teacher_architecture(cfg, data)
     check_layers(student, list(names.student_layers), "the student", "distill.features.student_layers")
-    check_layers(teacher_architecture(cfg, data), list(names.teacher_layers), "the teacher",
-                 "distill.features.teacher_layers")
+    check_layers(teacher, list(names.teacher_layers), "the teacher", "distill.features.teacher_layers")
+    check_feature_pairs(student, teacher, cfg.distill)
 
 
 def _reconstructed_files(cfg: DictConfig) -> list[Path]:
@@ -158,10 +164,10 @@ def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dic
     if cached:
         train, val = with_teacher_logits(teacher.model, train), with_teacher_logits(teacher.model, val)
     log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.label,
-             cfg.student.name, source, kd.method, " on standardised logits" if kd.standardize else "",
+             network_name(cfg.student), source, kd.method, " on standardised logits" if kd.standardize else "",
              kd.temperature, kd.ce_weight, kd.kd_weight,
              "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
-    student = build_model(cfg.student, data, cfg.seed)
+    student = build_model(cfg.student, data, cfg.seed, "student")
     optimizer = optimizer_for(cfg, len(train["x"]))
     steps = steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
     epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)

@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import confusion_matrix
 
-from procedures._upstream import load_data, model_identity, trained_model
+from procedures._upstream import load_data, model_identity, model_label, trained_model
 from src import runtime
 from src.fit import Evaluator, predict_logits
 from src.losses import classifier_loss
@@ -24,8 +24,7 @@ REPORT = {"evaluate": {"settings": ["model.name", "evaluate.path"], "metrics": [
 
 def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": cfg.dataset}
-    name = cfg.model.name if not cfg.evaluate.path else "file"
-    return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", name, key)
+    return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", model_label(cfg, cfg.evaluate.path), key)
 
 
 def run(cfg: DictConfig) -> dict:

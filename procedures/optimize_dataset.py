@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from procedures._upstream import (load_data, model_identity, model_label, upstream, upstream_config, upstream_run,
-                                  upstream_teacher)
+from procedures._upstream import (load_data, model_identity, model_label, teacher_architecture, upstream,
+                                  upstream_config, upstream_run, upstream_teacher)
 from src import progress, runtime
-from src.datafree.batchnorm import batchnorm_layers
-from src.datafree.objectives import default_lr, make_objective
+from src.datafree.objectives import check_teacher, default_lr, make_objective
 from src.datafree.plots import sample_grid_png
 from src.datafree.priors import make_prior, make_view
 from src.datafree.reconstruct import InputOptimizer, reconstruct_classes
@@ -106,10 +105,9 @@ def ensure_stats_file(cfg: DictConfig) -> Path:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)
+    _check_teacher(cfg, data)
     teacher = upstream_teacher(cfg, data).model
     if cfg.optimize.objective == BATCHNORM:
-        batchnorm_layers(teacher)  # refused before any work when there are none
-        _check_batches_mix(cfg.optimize, data.num_classes)
         stats = {"count": None, "class_names": np.array(data.class_names)}
     else:
         stats = _load_stats(ensure_stats_file(cfg))
@@ -125,6 +123,17 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
              "teacher agrees": metrics["teacher_agreement"], "final loss": metrics["final_loss"],
              "seconds": metrics["seconds"]}]
     return rows, []
+
+
+def _check_teacher(cfg: DictConfig, data) -> None:
+    """The objective can read the teacher: checked on its architecture, before it is trained."""
+    objective = cfg.optimize.objective
+    if objective in SPECTRAL_GRAPHS:
+        upstream("compute_stats").check_teacher(stats_config(cfg), data)
+    elif objective in (BATCHNORM, "all_layers_dropout"):
+        check_teacher(objective, teacher_architecture(cfg, data), [])
+    if objective == BATCHNORM:
+        _check_batches_mix(cfg.optimize, data.num_classes)
 
 
 def _check_batches_mix(op: DictConfig, num_classes: int) -> None:

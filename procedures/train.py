@@ -13,7 +13,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from procedures._upstream import build_model, load_data, optimizer_for
+from procedures._upstream import build_model, load_data, network_key, network_name, optimizer_for
 from src import runtime
 from src.augment import augment_for, augment_key
 from src.fit import Fitter
@@ -28,28 +28,26 @@ REPORT = {"train": {"settings": ["model.name", "train.epochs", "train.lr", "trai
 
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
-    key = {"procedure": "train", "model": cfg.model, "dataset": cfg.dataset, "train": cfg.train,
+    key = {"procedure": "train", "model": network_key(cfg.model), "dataset": cfg.dataset, "train": cfg.train,
            "seed": cfg.seed, "precision": cfg.precision, "augment": augment_key(cfg)}
-    return locate(cfg.paths.runs, cfg.dataset.name, "train", cfg.model.name, key)
+    return locate(cfg.paths.runs, cfg.dataset.name, "train", network_name(cfg.model), key)
 
 
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     out = artifact(cfg)
-    metrics = out.produce(cfg, lambda: _train(cfg, out), f"train {cfg.model.name} on {cfg.dataset.name}")
+    # built before the run's folder is made, so that a network that cannot be built leaves none
+    model = None if out.is_done() and not cfg.force else build_model(cfg.model, load_data(cfg), cfg.seed)
+    metrics = out.produce(cfg, lambda: fit_classifier(cfg, out, model, load_data(cfg)),
+                          f"train {network_name(cfg.model)} on {cfg.dataset.name}")
     print_summary(*summary(cfg, metrics), out.dir)
     return metrics
 
 
 def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
-    rows = [{"model": cfg.model.name, "epochs": metrics["epochs"], "val acc": metrics.get("val_accuracy"),
+    rows = [{"model": network_name(cfg.model), "epochs": metrics["epochs"], "val acc": metrics.get("val_accuracy"),
              "test acc": metrics["test_accuracy"], "seconds": metrics["train_seconds"]}]
     return rows, []
-
-
-def _train(cfg: DictConfig, out: Run) -> dict:
-    data = load_data(cfg)
-    return fit_classifier(cfg, out, build_model(cfg.model, data, cfg.seed), data)
 
 
 def fit_classifier(cfg: DictConfig, out: Run, model, data) -> dict:

@@ -11,13 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from src.datafree import spectral
-from src.datafree.batchnorm import BatchNormObjective
+from src.datafree.batchnorm import BatchNormObjective, batchnorm_layers
 from src.datafree.dropout_chain import DropoutChain
 from src.datafree.gaussian import cholesky_with_jitter, sample
 from src.datafree.reconstruct import relu_mse, start_point
 from src.datafree.statistics import stats_output_layer
 from src.datafree.taps import ActivationTap
-from src.errors import ArtifactError
+from src.errors import ArtifactError, ConfigError
 from src.schema.datafree import BATCHNORM, LAYERWISE_OBJECTIVES, SPECTRAL_GRAPHS
 
 
@@ -25,6 +25,25 @@ def default_lr(teacher: keras.Model) -> float:
     """The paper's learning rates: 0.07 for fully connected teachers, 0.09 for LeNet."""
     convolutional = any(isinstance(layer, keras.layers.Conv2D) for layer in teacher.layers)
     return 0.09 if convolutional else 0.07
+
+
+def check_teacher(objective: str, teacher: keras.Model, layers: list[str]) -> None:
+    """A one-line error when `objective` cannot read `teacher`, found on its architecture
+    before it is trained: the spectral objectives need this project's layer naming (X, then
+    X_relu) and only plain layers between the tapped `layers`; all_layers_dropout a chain
+    of layers with Dropout; batchnorm BatchNormalization layers."""
+    if objective == BATCHNORM:
+        batchnorm_layers(teacher)
+    elif objective == "all_layers_dropout":
+        DropoutChain(teacher, [], 1.0)
+    elif objective in SPECTRAL_GRAPHS:
+        try:
+            spectral.check_linearisable(teacher, layers)
+        except ValueError as error:
+            raise ConfigError(f"optimize.objective={objective} cannot make a graph of the teacher {teacher.name} "
+                              f"({error}): the spectral objectives need this project's layer naming (X, then X_relu) "
+                              "and only Dense, Conv2D, pooling, Flatten or Dropout layers between the tapped ones; "
+                              "use optimize.objective=all_layers") from None
 
 
 def make_objective(optimize, seed: int, teacher, stats: dict):

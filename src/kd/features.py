@@ -96,6 +96,21 @@ def regressor(student_shape: tuple, teacher_shape: tuple, name: str) -> keras.Se
                              keras.layers.ReLU()], name=name)
 
 
+def check_feature_pairs(student: keras.Model, teacher: keras.Model, kd) -> None:
+    """A ConfigError before any work when a layer pair of distill.features cannot be
+    matched: fitnet's regressor cannot map the student's shape to the teacher's, or at is
+    given a layer that is not a map."""
+    for s_name, t_name in zip(kd.features.student_layers, kd.features.teacher_layers):
+        s_shape = tuple(student.get_layer(s_name).output.shape[1:])
+        t_shape = tuple(teacher.get_layer(t_name).output.shape[1:])
+        if kd.method == "fitnet":
+            regressor(s_shape, t_shape, "check")
+        elif len(s_shape) != 3 or len(t_shape) != 3:
+            raise ConfigError(f"distill.method=at needs convolutional layers ([batch, H, W, C] outputs), but the "
+                              f"student's {s_name} gives {s_shape} and the teacher's {t_name} {t_shape}: pick layers "
+                              "before the flatten")
+
+
 class StudentWithRegressors(keras.Model):
     """The student and its FitNets regressors as one trainable model, so that checkpoints
     (and resume) keep both; only the student is saved as the run's model."""

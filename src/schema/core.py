@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from src.errors import ConfigError
 
@@ -17,7 +17,12 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("cosine", "constant", "step")
-MODEL_INITS = ("default", "paper")
+MODEL_INITS = ("default", "paper")  # this project's networks: Keras' initialisers, or the reference code's
+FILE_INITS = ("reinit", "weights")  # a network from a file (model.path): fresh weights, or the file's
+KERAS_APP = "keras_app"  # model=keras_app: any keras.applications constructor (model.arch)
+FACTORY = "factory"  # model=factory: a user's function (model.target)
+APP_FIXED_KWARGS = ("include_top", "weights", "input_tensor", "input_shape", "classes", "pooling",
+                    "classifier_activation")  # keras_app: the runner sets these constructor arguments itself
 GEOMETRIC_AUGMENT = ("shift", "flip", "shift_flip", "crop", "crop_flip")
 AUGMENT = ("none", *GEOMETRIC_AUGMENT, "mixup", *(f"{kind}_mixup" for kind in GEOMETRIC_AUGMENT))
 MIXUP_PER = ("example", "batch")  # what one mixup draw covers (src/augment.py Mixup)
@@ -28,7 +33,7 @@ WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose 
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
            "mixup_per": MIXUP_PER, "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES,
-           "model.init": MODEL_INITS, "report.format": REPORT_FORMATS,
+           "model.init": MODEL_INITS + FILE_INITS, "report.format": REPORT_FORMATS,
            "logger": LOGGERS}  # key -> its allowed values (main.py --help)
 
 
@@ -62,10 +67,67 @@ class ProcedureConfig:
 
 @dataclass
 class ModelConfig:
+    """A network, as the teacher (`model`) or the student (`student`): one of this project's
+    by name, a .keras file's architecture (path), any keras.applications constructor
+    (name keras_app) or a user's function (name factory). docs/models.md"""
     name: str = "lenet"
-    init: str = "default"  # default = Keras'; paper = the reference code's initialisation
+    init: str = "default"  # default = Keras'; paper = the reference code's; with path: reinit (= default) or weights
     dropout: Optional[float] = None  # hinton MLPs: hidden-layer dropout rate; null = the architecture's own
     input_dropout: Optional[float] = None  # hinton MLPs: dropout on the input pixels; null = the architecture's own
+    path: Optional[str] = None  # a .keras file (or run folder) whose architecture this is; name is then not read
+    arch: Optional[str] = None  # keras_app: the keras.applications constructor, e.g. MobileNetV3Small
+    weights: Optional[str] = None  # keras_app: null = random, imagenet (from ~/.keras/models), or a weights file
+    target: Optional[str] = None  # factory: package.module.function(input_shape, num_classes, **kwargs) -> keras.Model
+    # factory: the function's keyword arguments; keras_app: further constructor arguments (+model.kwargs.alpha=0.75)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def network_kind(m) -> str:
+    """What builds the network of a model section (also one a stored config.yaml records):
+    "file", KERAS_APP, FACTORY or "registry"."""
+    if m.get("path"):
+        return "file"
+    return m.get("name") if m.get("name") in (KERAS_APP, FACTORY) else "registry"
+
+
+def check_network(m, group: str) -> None:
+    """The settings of one model section fit its kind of network: each key is read by one
+    kind only, so a key the network would ignore is refused rather than silently dropped."""
+    kind = network_kind(m)
+    require_choice(m.init, MODEL_INITS + FILE_INITS, f"{group}.init")
+    for key in DROPOUT_KEYS:
+        rate = m[key]
+        require(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
+        require(rate is None or kind == "registry",
+                f"{group}.{key}={rate}: only this project's networks (hinton1200, hinton800) have a dropout "
+                f"setting; a {kind} network has its own: set {group}.{key}=null")
+    require(kind == "file" or m.init in MODEL_INITS,
+            f"{group}.init={m.init} applies to a network from a file: give {group}.path=FILE.keras, "
+            f"or {group}.init=default")
+    require(kind in ("file", "registry") or m.init == "default",
+            f"{group}.init={m.init}: a {kind} network starts as its " +
+            ("weights setting says" if kind == KERAS_APP else "function builds it") + f": set {group}.init=default")
+    require(kind != "file" or m.init != "paper",
+            f"{group}.init=paper is this project's initialisation of its own networks: a network from "
+            f"{group}.path starts from fresh weights ({group}.init=reinit) or the file's ({group}.init=weights)")
+    owners = {"arch": KERAS_APP, "weights": KERAS_APP, "target": FACTORY}
+    for key, owner in owners.items():
+        require(m[key] is None or kind == owner,
+                f"{group}.{key}={m[key]} applies to {group}={owner}" +
+                (f", not to a network from {group}.path: drop {group}.{key}" if kind == "file"
+                 else f": add {group}={owner}, or drop {group}.{key}"))
+    require(not m.kwargs or kind in (KERAS_APP, FACTORY),
+            f"{group}.kwargs applies to {group}={KERAS_APP} or {group}={FACTORY}: drop {group}.kwargs")
+    if kind == KERAS_APP:
+        require(bool(m.arch), f"{group}={KERAS_APP} needs {group}.arch=NAME, a keras.applications constructor "
+                              f"(e.g. {group}.arch=MobileNetV3Small)")
+        fixed = sorted(set(m.kwargs) & set(APP_FIXED_KWARGS))
+        require(not fixed, f"{group}.kwargs.{fixed[0] if fixed else ''}: the runner sets "
+                           f"{', '.join(APP_FIXED_KWARGS)} itself: drop it")
+    if kind == FACTORY:
+        require(bool(m.target) and "." in m.target,
+                f"{group}.target={m.target}: {group}={FACTORY} needs {group}.target=package.module.function, a "
+                f"function (input_shape, num_classes, **kwargs) -> keras.Model on the import path")
 
 
 @dataclass
@@ -176,10 +238,7 @@ def check(cfg) -> None:
     require_choice(cfg.mixup_per, MIXUP_PER, "mixup_per")
     require(cfg.logical_cpus >= 0, f"logical_cpus={cfg.logical_cpus}: 0 (off) or the number of CPU devices to make")
     for group in ("model", "student"):
-        require_choice(cfg[group].init, MODEL_INITS, f"{group}.init")
-        for key in DROPOUT_KEYS:
-            rate = cfg[group][key]
-            require(rate is None or 0.0 <= rate < 1.0, f"{group}.{key}={rate}: a dropout rate in [0, 1), or null")
+        check_network(cfg[group], group)
     for key in ("train_limit", "test_limit", "val_count"):
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")

@@ -9,6 +9,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from src.errors import ConfigError
 from src.schema import validate
+from src.schema.core import FACTORY, KERAS_APP
 from tests.conftest import ROOT, compose_config
 
 MODELS = ["hinton1200", "hinton800", "lenet", "lenet_half", "lenet_bn", "convnet"]
@@ -32,8 +33,9 @@ def test_defaults_compose():
 def test_group_options_match_registries():
     import datasets
     import models
-    assert sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml")) == sorted(models.NAMES)
-    for name in models.NAMES:  # every model is a student= option too, configured once in conf/model
+    options = sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml"))
+    assert options == sorted((*models.NAMES, KERAS_APP, FACTORY))  # the registry, and the two open-ended kinds
+    for name in options:  # every model is a student= option too, configured once in conf/model
         assert compose_config(f"student={name}").student == compose_config(f"model={name}").model
     on_disk = sorted(p.stem for p in (ROOT / "conf/dataset").glob("*.yaml"))
     assert set(on_disk) <= set(datasets.NAMES)
@@ -172,3 +174,35 @@ def test_the_tree_s_training_settings_interpolate_train_unless_set():
     assert (cfg.tree.batch_size, cfg.tree.lr_schedule, list(cfg.tree.lr_milestones)) == (32, "step", [5])
     assert compose_config("procedure=tree_distill", "tree.batch_size=16").tree.batch_size == 16
     assert compose_config("procedure=tree_distill").tree.lr == 0.03  # its own default, not train.lr
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model=keras_app"], "model=keras_app needs model.arch=NAME, a keras.applications constructor"),
+    (["model.arch=ResNet50"], "model.arch=ResNet50 applies to model=keras_app: add model=keras_app, or drop model.arch"),
+    (["student.weights=imagenet"], "student.weights=imagenet applies to student=keras_app"),
+    (["student=factory"], "student.target=None: student=factory needs student.target=package.module.function"),
+    (["model.target=mylab.nets.cnn"], "model.target=mylab.nets.cnn applies to model=factory"),
+    (["+model.kwargs.width=3"], "model.kwargs applies to model=keras_app or model=factory"),
+    (["student.init=weights"], "student.init=weights applies to a network from a file: give student.path=FILE.keras"),
+    (["student.path=s.keras", "student.init=paper"], "student.init=paper is this project's initialisation"),
+    (["student.path=s.keras", "student=keras_app", "student.arch=ResNet50"],
+     "student.arch=ResNet50 applies to student=keras_app, not to a network from student.path: drop student.arch"),
+    (["student=keras_app", "student.arch=ResNet50", "student.dropout=0.2"],
+     "student.dropout=0.2: only this project's networks (hinton1200, hinton800) have a dropout setting"),
+    (["model=keras_app", "model.arch=ResNet50", "model.init=paper"], "model.init=paper: a keras_app network starts as"),
+    (["model=keras_app", "model.arch=ResNet50", "+model.kwargs.include_top=true"],
+     "model.kwargs.include_top: the runner sets include_top, weights"),
+])
+def test_a_network_setting_its_kind_does_not_read_is_refused(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(*overrides))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=keras_app", "model.arch=MobileNetV3Small", "model.weights=imagenet", "+model.kwargs.alpha=0.75"],
+    ["student=factory", "student.target=mylab.nets.cnn", "+student.kwargs.width=8"],
+    ["student.path=s.keras", "student.init=weights"], ["student.path=s.keras", "student.init=reinit"],
+])
+def test_every_kind_of_network_validates(overrides):
+    validate(compose_config(*overrides))

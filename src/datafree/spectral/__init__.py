@@ -28,11 +28,12 @@ forgotten or repeated.
 Modules: graph.py (connectivity and Fourier bases), statistics.py (per-class
 statistics and target sampling), loss.py (the TensorFlow loss).
 """
-from src.datafree.spectral.graph import MODES, GraphBasis, adjacency, connectivity_blocks, graph_bases, spectral_norm
+from src.datafree.spectral.graph import (MODES, GraphBasis, adjacency, check_linearisable, connectivity_blocks,
+                                         graph_bases, spectral_norm)
 from src.datafree.spectral.loss import SpectralLoss
 from src.datafree.spectral.statistics import (bases_from_stats, graph_names, num_coefficients, reconstruct,
                                               sample_spectral_targets, spectral_cholesky, spectral_stats)
 
-__all__ = ["MODES", "GraphBasis", "SpectralLoss", "adjacency", "bases_from_stats", "connectivity_blocks",
-           "graph_bases", "graph_names", "num_coefficients", "reconstruct", "sample_spectral_targets",
-           "spectral_cholesky", "spectral_norm", "spectral_stats"]
+__all__ = ["MODES", "GraphBasis", "SpectralLoss", "adjacency", "bases_from_stats", "check_linearisable",
+           "connectivity_blocks", "graph_bases", "graph_names", "num_coefficients", "reconstruct",
+           "sample_spectral_targets", "spectral_cholesky", "spectral_norm", "spectral_stats"]

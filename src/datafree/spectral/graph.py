@@ -99,6 +99,32 @@ def _units(layer) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+def _surrogate_paths(model, layers: Sequence[str]) -> list[tuple[str, str, object, list[Callable]]]:
+    """(lower, upper, lower's ReLU layer, the linear surrogates from it to upper) for each
+    pair of adjacent tapped layers; ValueError naming what cannot be linearised."""
+    layers = list(layers)
+    if len(layers) < 2:
+        raise ValueError(f"need at least two tapped layers to connect, got {layers}")
+    names = {layer.name for layer in model.layers}
+    for name in layers:
+        if name not in names:
+            raise ValueError(f"model {model.name!r} has no layer {name!r}")
+    paths = []
+    for lower, upper in zip(layers[:-1], layers[1:]):
+        if lower + RELU_SUFFIX not in names:
+            raise ValueError(f"tapped layer {lower!r} has no {lower + RELU_SUFFIX!r} layer after it")
+        start = model.get_layer(lower + RELU_SUFFIX)
+        ops = [_linear_surrogate(layer) for layer in _path_between(model, start.name, upper)]
+        paths.append((lower, upper, start, ops))
+    return paths
+
+
+def check_linearisable(model, layers: Sequence[str]) -> None:
+    """ValueError naming the first pair of adjacent tapped layers that connectivity_blocks
+    could not connect, found without computing a block (a check before any work)."""
+    _surrogate_paths(model, layers)
+
+
 def connectivity_blocks(model, layers: Sequence[str], batch: int = IDENTITY_BATCH) -> list[np.ndarray]:
     """Block k ([d_k, d_k+1], float32, >= 0): entry (i, j) is the weight with which unit i
     of layer k's post-ReLU output reaches unit j of layer k+1's pre-activation, in the
@@ -108,19 +134,8 @@ def connectivity_blocks(model, layers: Sequence[str], batch: int = IDENTITY_BATC
     Computed generically by pushing the d_k one-hot inputs through the surrogate in
     batches; for Dense after Flatten this is exactly |W| in the flatten order.
     """
-    layers = list(layers)
-    if len(layers) < 2:
-        raise ValueError(f"need at least two tapped layers to connect, got {layers}")
-    names = {layer.name for layer in model.layers}
-    for name in layers:
-        if name not in names:
-            raise ValueError(f"model {model.name!r} has no layer {name!r}")
     blocks = []
-    for lower, upper in zip(layers[:-1], layers[1:]):
-        if lower + RELU_SUFFIX not in names:
-            raise ValueError(f"tapped layer {lower!r} has no {lower + RELU_SUFFIX!r} layer after it")
-        start = model.get_layer(lower + RELU_SUFFIX)
-        ops = [_linear_surrogate(layer) for layer in _path_between(model, start.name, upper)]
+    for lower, upper, start, ops in _surrogate_paths(model, layers):
         in_shape = _units(start)
         d_in, d_out = math.prod(in_shape), math.prod(_units(model.get_layer(upper)))
         if d_in * d_out > MAX_BLOCK_ENTRIES:
