@@ -10,7 +10,7 @@ networks). Counted per example, per layer type:
                           enter through the output size)
     DepthwiseConv1D/2D    out_positions x in_channels x depth_multiplier x kernel_volume
     SeparableConv1D/2D    its depthwise part + out_positions x in_channels x depth_multiplier x filters
-    Conv2D/3DTranspose    in_positions x kernel_volume x in_channels x filters / groups
+    Conv1D/2D/3DTranspose in_positions x kernel_volume x in_channels x filters
     BatchNormalization    0: at inference it is an affine map that converters fold into the
                           preceding convolution or Dense layer (LiteRT does)
     pooling, activations, Add, Flatten, Dropout, ...   0
@@ -58,7 +58,7 @@ def layer_macs(layer: keras.layers.Layer, in_shape: tuple, out_shape: tuple) -> 
     if isinstance(layer, DEPTHWISE):
         return _volume(out_shape[:-1]) * int(in_shape[-1]) * layer.depth_multiplier * _volume(layer.kernel_size)
     if isinstance(layer, TRANSPOSE):
-        return _volume(in_shape[:-1]) * _volume(layer.kernel_size) * int(in_shape[-1]) * layer.filters // layer.groups
+        return _volume(in_shape[:-1]) * _volume(layer.kernel_size) * int(in_shape[-1]) * layer.filters
     if isinstance(layer, CONV):
         return _volume(out_shape) * _volume(layer.kernel_size) * int(in_shape[-1]) // layer.groups
     if isinstance(layer, FREE) or not layer.weights:

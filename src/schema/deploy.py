@@ -51,8 +51,8 @@ def check(cfg) -> None:
     if not wants_deploy(cfg):
         return
     require(find_spec("ai_edge_litert") is not None,
-            f"procedure={cfg.procedure.name}: LiteRT exports need ai-edge-litert, which is not installed: "
-            f"{DEPLOY_EXTRA}")
+            f"{'procedure=deploy' if cfg.procedure.name == 'deploy' else 'distill.deploy=true'}: LiteRT exports need "
+            f"ai-edge-litert, which is not installed: {DEPLOY_EXTRA}")
     missing = [m for m in ONNX_MODULES if find_spec(m) is None]
     require(onnx_setting(cfg) != "true" or not missing,
             f"deploy.onnx=true needs the onnx extra ({', '.join(missing)} missing): {ONNX_EXTRA}; "
