@@ -56,6 +56,17 @@ def run(cfg: DictConfig) -> dict:
     return metrics
 
 
+HEADLINE = ("size_ratio", "speedup", "int8_retained", "int8_scheme", "student_int8_test_accuracy", "student_tflite_ms",
+            "student_int8_ms", "student_tflite_bytes", "student_int8_bytes", "student_macs", "teacher_macs")
+
+
+def deployed(cfg: DictConfig) -> dict:
+    """What distill.deploy=true adds to a distill run's figures: the deploy run's headline
+    metrics and its folder (deploy_run)."""
+    metrics = run(cfg)
+    return {"deploy_run": str(produced_runs()[-1]), **{k: metrics[k] for k in HEADLINE if k in metrics}}
+
+
 def sources(cfg: DictConfig, produce: bool = False) -> dict[str, Path]:
     """The .keras file of each model to deploy, by role: deploy.path (a distill run brings
     its teacher and scratch baseline), else this config's distill run: produced first
@@ -133,7 +144,7 @@ def _deploy(cfg: DictConfig, out: Run, data, files: dict[str, Path], threads: in
     with contextlib.ExitStack() as stack:  # every conversion first: a model that cannot convert stops here
         staged = {role: bundle.stage(role, model, out.dir, plan, stack) for role, model in loaded.items()}
         written = {role: bundle.write(staged[role], out.dir / role, plan) for role in staged}
-    metrics: dict = {"int8_scheme": d.int8, "calibration_examples": int(d.calibration), "latency_calls": d.calls,
+    metrics: dict = {"int8_scheme": d.int8, "quantize": cfg.distill.quantize, "calibration_examples": int(d.calibration), "latency_calls": d.calls,
                      "keras_threads": threads, "onnx": plan.onnx, "test_examples": len(data.x_test)}
     teacher_logits = None
     for role, model in loaded.items():
@@ -161,6 +172,8 @@ def headline(m: dict) -> dict:
     if "teacher_tflite_bytes" in m and "student_tflite_bytes" in m:
         out["size_ratio"] = m["teacher_tflite_bytes"] / m["student_tflite_bytes"]
         out["speedup"] = m["teacher_tflite_ms"] / m["student_tflite_ms"]
+    if "scratch_test_accuracy" in m and "student_test_accuracy" in m:  # paired by seed, as distill's
+        out["kd_gain"] = m["student_test_accuracy"] - m["scratch_test_accuracy"]
     role = "student" if "student_test_accuracy" in m else "model"
     if m.get(f"{role}_test_accuracy"):
         out["int8_retained"] = m[f"{role}_int8_test_accuracy"] / m[f"{role}_test_accuracy"]
@@ -191,7 +204,7 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
         rows.append(_row(m, role, names[role], "", onnx))
     last = "student" if "student" in roles else roles[-1]
     rows.append(_row(m, last, f"{names[last]} {_scheme(m['int8_scheme'])}", "int8_", onnx))
-    notes = [_headline_note(m, last)]
+    notes = [headline_note(m)]
     errors = [m.get(f"{r}_{f}_error") for r in roles for f in ("saved_model", "tflite", "onnx")]
     errors = [e for e in errors if e is not None]
     notes.append(f"exports match Keras on {m['test_examples']} test images: largest logit difference {max(errors):.1e} "
@@ -220,7 +233,8 @@ def _row(m: dict, role: str, label: str, prefix: str, onnx: bool) -> dict:
     return row
 
 
-def _headline_note(m: dict, role: str) -> str:
+def headline_note(m: dict) -> str:
+    """"the student is N x smaller and M x faster than the teacher at batch 1; int8 keeps X of its accuracy"."""
     keeps = f"{_scheme(m['int8_scheme'])} keeps {m['int8_retained']:.1%} of its accuracy" \
         if m.get("int8_retained") is not None else ""
     if "size_ratio" not in m:

@@ -24,7 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from procedures._upstream import upstream
+from src.deploy import frontier
 from src.errors import ConfigError
+from src.runstore import locate, produced_runs
 from src.schema import validate
 from src.stats import RATIO, bounds_of, has_outlier, metric_interval, seed_interval
 from src.sweep import row_overrides
@@ -50,14 +52,16 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.suite.rows:
         raise ConfigError("suite.rows is empty: use a preset such as experiment=datafree_lenet")
     seeds = list(cfg.suite.seeds) or [cfg.seed]
-    results, extras = [], []
+    results, extras, collected = [], [], []
     for row in cfg.suite.rows:
         values, columns = [], {name: [] for name in cfg.suite.columns}
+        collected.append((row.label, []))
         for seed in seeds:
             row_cfg = _row_config(cfg, [*row.overrides, f"seed={seed}"])
             log.info("suite %s: %s, seed %d -> procedure=%s %s", cfg.suite.title, row.label, seed,
                      row_cfg.procedure.name, " ".join(row.overrides))
             metrics = upstream(row_cfg.procedure.name).run(row_cfg)
+            collected[-1][1].append({**metrics, "run": str(produced_runs()[-1])})
             values.append(float(metrics[row.metric]))
             for name in columns:
                 columns[name].append(metrics.get(name))
@@ -65,7 +69,25 @@ def run(cfg: DictConfig) -> dict:
         extras.append(columns)
     print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds, extras,
                        [row.metric for row in cfg.suite.rows]), flush=True)
+    if cfg.suite.figure == "frontier":
+        _frontier(cfg, collected)
     return {label: float(np.mean(values)) for label, values in results}
+
+
+def _frontier(cfg: DictConfig, collected: list[tuple[str, list[dict]]]) -> None:
+    """suite.figure=frontier: the accuracy-cost figure of the suite's deploy rows and its
+    numbers, in a run folder of their own (remade each time: it only reads the rows)."""
+    found = frontier.points(collected)
+    if not found:
+        raise ConfigError("suite.figure=frontier draws procedure=deploy rows; this suite has none")
+    runs = [[label, [m["run"] for m in metrics]] for label, metrics in collected]
+    out = locate(cfg.paths.runs, cfg.dataset.name, "frontier", "frontier", {"title": cfg.suite.title, "rows": runs})
+    with out.lock():
+        out.start(cfg, force=True)
+        out.write("frontier.csv", lambda tmp: tmp.write_text(frontier.table_csv(found)))
+        frontier.plot(found, out.file("frontier.png"), cfg.suite.title)
+        out.finish({"points": found, "rows": runs})
+    print(f"frontier: {out.file('frontier.png')}", flush=True)
 
 
 def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int],

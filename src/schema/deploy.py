@@ -6,6 +6,7 @@ from importlib.util import find_spec
 from typing import Optional
 
 from src.schema.core import require, require_choice
+from src.schema.kd import FEATURE_METHODS
 
 INT8_SCHEMES = ("full", "dynamic", "float16")  # deploy.int8: docs/deploy.md#int8
 ONNX_CHOICES = ("auto", "true", "false")
@@ -48,6 +49,9 @@ def check(cfg) -> None:
     require(d.warmup >= 0 and d.calls >= 1, f"deploy.warmup={d.warmup}, deploy.calls={d.calls}: warm-up >= 0 and "
                                             "at least 1 timed call (e.g. deploy.calls=200)")
     require_choice(cfg.distill.quantize, QUANTIZE, "distill.quantize")
+    require(cfg.distill.quantize == "none" or cfg.distill.method not in FEATURE_METHODS,
+            f"distill.quantize=int8 trains through the student's logits; distill.method={cfg.distill.method} also "
+            "reads its inner layers: use distill.method=hinton, dkd or dist, or distill.quantize=none")
     if not wants_deploy(cfg):
         return
     require(find_spec("ai_edge_litert") is not None,
