@@ -239,8 +239,13 @@ def headline_note(m: dict) -> str:
         if m.get("int8_retained") is not None else ""
     if "size_ratio" not in m:
         return keeps
-    return (f"the student is {m['size_ratio']:.1f} x smaller and {m['speedup']:.1f} x faster than the teacher at "
-            f"batch 1 (LiteRT float32); {keeps}")
+    return (f"the student is {_times(m['size_ratio'], 'smaller', 'larger')} and "
+            f"{_times(m['speedup'], 'faster', 'slower')} than the teacher at batch 1 (LiteRT float32); {keeps}")
+
+
+def _times(ratio: float, better: str, worse: str) -> str:
+    """"2.4 x faster", or for a ratio below 1 the other way round ("1.1 x larger")."""
+    return f"{ratio:.1f} x {better}" if ratio >= 1 else f"{1 / ratio:.1f} x {worse}"
 
 
 def _scheme(scheme: str) -> str:

@@ -95,7 +95,7 @@ def write(staged: Staged, folder: Path, plan: Plan) -> dict[str, Path]:
 
 def measure(model: keras.Model, files: dict[str, Path], x: np.ndarray, y: np.ndarray,
             teacher_logits: np.ndarray | None, plan: Plan) -> tuple[dict, np.ndarray]:
-    """The model's figures (docs/deploy.md#what-each-number-means) and its Keras logits on x.
+    """The model's figures (docs/deploy.md#what-each-number-means-and-how-it-is-measured) and its Keras logits on x.
     A float export whose logits differ from Keras' by more than the tolerance is an error."""
     logits = predict_logits(model, x)
     scale = max(1.0, float(np.max(np.abs(logits)))) if len(logits) else 1.0
