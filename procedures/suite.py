@@ -16,6 +16,7 @@ that report it and the seeds that do not.
 from __future__ import annotations
 
 import logging
+from fnmatch import fnmatchcase
 
 import numpy as np
 from hydra import compose
@@ -34,6 +35,8 @@ from src.tables import format_table, seed_values
 
 log = logging.getLogger(__name__)
 
+# Costs a deploy row reports (docs/deploy.md): shown unsigned, in significant digits.
+COSTS = ("*_ms", "*_bytes", "*_macs", "*_params")
 # What a seed's None means in an extra column, where it is not "not reported".
 ABSENT = {"gap_recovered": "no gap"}
 
@@ -134,11 +137,13 @@ def _column(name: str, found: list, seeds: list[int]) -> str:
 
 
 def _signed(name: str, values: list[float]) -> str:
-    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean)."""
+    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean);
+    a cost (COSTS: milliseconds, bytes, MACs, parameters) in 4 significant digits, unsigned."""
     i = metric_interval(name, values)
+    spec = ".4g" if any(fnmatchcase(name, pattern) for pattern in COSTS) else "+.4f"
     if len(values) < 2:
-        return f"{i['mean']:+.4f}"
-    return f"{i['mean']:+.4f} [{i['low']:+.4f}, {i['high']:+.4f}]" + _outliers(values, "+.4f")
+        return f"{i['mean']:{spec}}"
+    return f"{i['mean']:{spec}} [{i['low']:{spec}}, {i['high']:{spec}}]" + _outliers(values, spec)
 
 
 def _fraction(name: str, values: list[float], seeds: int) -> dict:

@@ -189,3 +189,12 @@ def test_a_failed_export_leaves_no_finished_run(store, monkeypatch, tmp_path):
 @pytest.mark.skipif(ONNX, reason="the onnx extra is installed")
 def test_onnx_round_trip_needs_the_extra():
     pytest.skip("the ONNX round trip needs the onnx extra (pip install -e '.[onnx]'), which is not installed")
+
+
+def test_deploy_path_at_a_distill_run_brings_its_teacher_and_baseline(deployed, store):
+    cfg, metrics, _ = deployed
+    distill_run = Path(metrics["student_source"]).parent
+    m = deploy.run(_cfg(store, f"deploy.path={distill_run}", "deploy.onnx=false"))
+    assert {k for k in m if k.endswith("_test_accuracy") and "int8" not in k} == \
+        {"teacher_test_accuracy", "scratch_test_accuracy", "student_test_accuracy"}
+    assert m["student_test_accuracy"] == metrics["student_test_accuracy"]
