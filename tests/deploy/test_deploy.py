@@ -172,18 +172,28 @@ def test_litert_missing_names_the_extra(monkeypatch):
     validate(compose_config())  # a distill run without deploy does not need it
 
 
-def test_a_failed_export_leaves_no_finished_run(store, monkeypatch, tmp_path):
+def test_a_failed_export_leaves_no_finished_run(deployed, store, monkeypatch, tmp_path):
     from src.deploy import bundle
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt  # as a kill mid-way through measuring
-    cfg = _cfg(store, "deploy.calls=6")
+    student = deployed[2] / "student" / "model.keras"
+    cfg = _cfg(store, f"deploy.path={student}", "deploy.onnx=false", "deploy.calls=6")
     monkeypatch.setattr(bundle, "measure", broken)
     with pytest.raises(KeyboardInterrupt):
         deploy.run(cfg)
     assert not is_done(deploy.artifact(cfg).dir)
     monkeypatch.undo()
-    assert deploy.run(cfg)["student_test_accuracy"] is not None and is_done(deploy.artifact(cfg).dir)
+    assert deploy.run(cfg)["model_test_accuracy"] is not None and is_done(deploy.artifact(cfg).dir)
+
+
+def test_distill_deploy_true_adds_the_headline_to_the_distill_summary(deployed, store, capsys):
+    from procedures import distill
+    cfg = _cfg(store, "procedure=distill", "distill.deploy=true")  # the same distill and deploy runs: reused
+    metrics = distill.run(cfg)
+    assert metrics["deploy_run"] == str(deployed[2]) and metrics["size_ratio"] == deployed[1]["size_ratio"]
+    out = capsys.readouterr().out
+    assert "kd_gain" in out and "than the teacher at batch 1 (LiteRT float32); int8 keeps" in out
 
 
 @pytest.mark.skipif(ONNX, reason="the onnx extra is installed")

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 
-from procedures import distill
 from src.deploy.quantize import fake_quant_kernel, quantization_aware
 from src.errors import ConfigError
 from src.schema import validate
@@ -38,14 +37,3 @@ def test_feature_methods_are_refused_with_quantize():
     with pytest.raises(ConfigError, match="distill.quantize=int8 .* distill.method=fitnet"):
         validate(compose_config("distill.quantize=int8", "distill.method=fitnet",
                                 "distill.features.teacher_layers=[pool1]", "distill.features.student_layers=[pool1]"))
-
-
-def test_quantisation_aware_distillation_then_deploy_in_one_command(make_cfg, capsys):
-    fast = ["model=lenet", "student=lenet_half", "deploy.calls=3", "deploy.warmup=1", "deploy.calibration=16",
-            "deploy.onnx=false"]
-    plain = distill.artifact(make_cfg(*fast))
-    metrics = distill.run(make_cfg(*fast, "distill.quantize=int8", "distill.deploy=true"))
-    assert distill.artifact(make_cfg(*fast, "distill.quantize=int8")).dir != plain.dir
-    assert metrics["deploy_run"] and 0 <= metrics["student_int8_test_accuracy"] <= 1
-    out = capsys.readouterr().out
-    assert "x faster than the teacher at batch 1" in out and "int8 keeps" in out

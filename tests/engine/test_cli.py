@@ -18,5 +18,5 @@ def test_missing_plugin_names_the_extra(monkeypatch):
 
 def test_quick_help_lists_the_groups_and_the_student_options():
     text = cli.text()
-    assert "procedure: compute_stats, datafree_distill, distill" in text and "student: convnet, hinton1200" in text
+    assert "procedure: compute_stats, datafree_distill, deploy, distill" in text and "student: convnet, hinton1200" in text
     assert cli.wants_quick_help(["--help"]) and not cli.wants_quick_help(["--hydra-help"])
