@@ -49,10 +49,10 @@ def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "distill", "student": cfg.student, "dataset": cfg.dataset, "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
-    if cfg.distill.data == "reconstructed":
-        key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     if cfg.distill.quantize != "none":  # a quantisation-aware student is another student
         key["quantize"] = cfg.distill.quantize
+    if cfg.distill.data == "reconstructed":
+        key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     name = f"{cfg.student.name}-from-{model_label(cfg, cfg.teacher.path)}"
     return locate(cfg.paths.runs, cfg.dataset.name, "distill", name, key)
 
