@@ -11,6 +11,8 @@ can be tapped by name (see ``activation_layers``).
 """
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 
 import keras
@@ -42,6 +44,10 @@ _REGISTRY = {
     "wrn_40_2": _cifar.wrn_40_2,
 }
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
+# Width families: <family>_x<w> is the family's network with every layer w times as wide
+# (lenet_x0.5, convnet_x2), for sweeps over student size (conf/experiment/kd_frontier.yaml).
+WIDTH_FAMILIES = {"lenet": _lenet.lenet_width, "convnet": _convnet.convnet}
+_WIDTH_NAME = re.compile(r"^(?P<family>[a-z]+)_x(?P<width>\d+(?:\.\d+)?)$")
 DROPOUT_MODELS = ("hinton1200", "hinton800")  # the ones whose dropout rates are settings
 # The teacher layer of DAFL's activation loss, for the networks DAFL's code defines (its
 # LeNet-5 family); any other network has none declared (see dafl_feature_layer).
@@ -58,8 +64,10 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str =
 
     ``dropout`` / ``input_dropout`` replace the architecture's own rates (None keeps them).
     """
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(NAMES)}")
+    builder = _REGISTRY.get(name) or _width_builder(name)
+    if builder is None:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(NAMES)}, and "
+                         f"{', '.join(f'{f}_x<width>' for f in WIDTH_FAMILIES)} (e.g. lenet_x0.5)")
     if init not in MODEL_INITS:
         raise ModelError(f"unknown init {init!r}; known inits: {', '.join(MODEL_INITS)}")
     shape, classes = tuple(int(d) for d in input_shape), int(num_classes)
@@ -67,7 +75,15 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, init: str =
     if rates and name not in DROPOUT_MODELS:
         raise ModelError(f"model {name!r} has no settable dropout ({', '.join(rates)}); "
                          f"models that have: {', '.join(DROPOUT_MODELS)}")
-    return _REGISTRY[name](shape, classes, init, **rates)
+    return builder(shape, classes, init, **rates)
+
+
+def _width_builder(name: str):
+    """The builder of a width-family name such as lenet_x0.25, or None."""
+    match = _WIDTH_NAME.match(name)
+    if not match or match["family"] not in WIDTH_FAMILIES or float(match["width"]) <= 0:
+        return None
+    return functools.partial(WIDTH_FAMILIES[match["family"]], width=float(match["width"]), name=name)
 
 
 def network(spec: Mapping, input_shape: tuple[int, ...], num_classes: int, key: str = "model") -> keras.Model:

@@ -56,6 +56,11 @@ def logits(x, num_classes: int, **kwargs):
     return layers.Dense(num_classes, name=LOGITS, **kwargs)(x)
 
 
+def scaled(units: int, width: float) -> int:
+    """A layer's size at `width` times its reference size: rounded, at least 1."""
+    return max(1, int(round(units * width)))
+
+
 def image_padding(input_shape: Sequence[int], stages: Sequence[tuple[int, int]], model: str) -> str:
     """"valid" if the VALID conv/pool stack fits the image, else the "same" fallback.
 

@@ -1,4 +1,5 @@
-"""LeNet-5 (ReLU + max-pool variant), a half-width student and a BatchNorm variant.
+"""LeNet-5 (ReLU + max-pool variant), a half-width student, a BatchNorm variant, and
+LeNet-5 at any width (``lenet_x<w>``).
 
 Convs are 5x5 VALID as in the original, which needs images of at least 16x16.
 Smaller inputs (e.g. 8x8 digits) fall back to "same" padding for convs and pools
@@ -15,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ._blocks import RELU_SUFFIX, conv_relu, dense_relu, image_padding, init_kwargs, logits
+from ._blocks import RELU_SUFFIX, conv_relu, dense_relu, image_padding, init_kwargs, logits, scaled
 
 # "paper" initialisation: TruncatedNormal(stddev=0.1) kernels, zero biases.
 _PAPER = {"stddev": 0.1, "bias": 0.0}
@@ -26,7 +27,7 @@ _BN = {"momentum": 0.9, "epsilon": 1e-5}
 DAFL_FEATURES = "fc1_relu"
 
 
-def _lenet(name, input_shape, num_classes, init, filters):
+def _lenet(name, input_shape, num_classes, init, filters, units=(120, 84)):
     padding = image_padding(input_shape, [(5, 2), (5, 2)], name)
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -34,8 +35,8 @@ def _lenet(name, input_shape, num_classes, init, filters):
         x = conv_relu(x, f, 5, f"conv{i}", padding, **init_kwargs(init, **_PAPER))
         x = layers.MaxPooling2D(2, padding=padding, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = dense_relu(x, 120, "fc1", **init_kwargs(init, **_PAPER))
-    x = dense_relu(x, 84, "fc2", **init_kwargs(init, **_PAPER))
+    x = dense_relu(x, units[0], "fc1", **init_kwargs(init, **_PAPER))
+    x = dense_relu(x, units[1], "fc2", **init_kwargs(init, **_PAPER))
     outputs = logits(x, num_classes, **init_kwargs(init, **_PAPER))
     return keras.Model(inputs, outputs, name=name)
 
@@ -48,6 +49,13 @@ def lenet(input_shape, num_classes, init="default"):
 def lenet_half(input_shape, num_classes, init="default"):
     """Student: half the filters (3 and 8), same fc 120/84."""
     return _lenet("lenet_half", input_shape, num_classes, init, (3, 8))
+
+
+def lenet_width(input_shape, num_classes, init="default", width=1.0, name=None):
+    """LeNet-5 with every layer `width` times as wide (filters 6w, 16w; fc 120w, 84w;
+    rounded, at least 1): the family a width sweep draws its students from (lenet_x<w>)."""
+    filters, units = (scaled(n, width) for n in (6, 16)), tuple(scaled(n, width) for n in (120, 84))
+    return _lenet(name or f"lenet_x{width:g}", input_shape, num_classes, init, tuple(filters), units)
 
 
 def _bn_relu(x, layer: layers.Layer):

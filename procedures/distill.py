@@ -26,6 +26,7 @@ from procedures._upstream import (Teacher, baseline_run, build_model, load_data,
 from src import runtime
 from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key
+from src.deploy.quantize import quantization_aware
 from src.errors import ArtifactError
 from src.fit import Fitter
 from src.kd.features import check_feature_pairs, make_feature_loss
@@ -50,6 +51,8 @@ def artifact(cfg: DictConfig) -> Run:
            "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
+    if cfg.distill.quantize != "none":  # a quantisation-aware student is another student
+        key["quantize"] = cfg.distill.quantize
     if cfg.distill.data == "reconstructed":
         key["reconstructed"] = sorted(file_digest(path) for path in _reconstructed_files(cfg))
     name = f"{network_name(cfg.student)}-from-{model_label(cfg, cfg.teacher.path)}"
@@ -77,6 +80,8 @@ def run(cfg: DictConfig) -> dict:
         if cfg.distill.baseline else None
     out = artifact(cfg)
     metrics = out.produce(cfg, lambda: _distill(cfg, out, data, teacher, scratch), "distill")
+    if cfg.distill.deploy:  # export and measure the three models (procedure=deploy, docs/deploy.md)
+        metrics = {**metrics, **upstream("deploy").deployed(upstream_config(cfg, "deploy"))}
     print_summary(*summary(cfg, metrics), out.dir)
     return metrics
 
@@ -99,6 +104,8 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
                                                       if m.get("val_kd_gain") is not None else "")
                      + (f", gap recovered {recovered:.0%}" if recovered is not None
                         else ", teacher no better than scratch: no gap to recover"))
+    if "deploy_run" in m:
+        notes.append(upstream("deploy").headline_note(m))
     return rows, notes
 
 
@@ -173,8 +180,9 @@ def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dic
     epoch = lambda: optimizer.iterations // steps + 1  # noqa: E731  (1-indexed; resumes with the optimizer)
     if kd.method in FEATURE_METHODS:
         trained, loss = make_feature_loss(student, teacher.model, kd, augment, epoch=epoch)
-    else:
-        trained, loss = student, make_loss(student, teacher.model, kd, cached, augment, epoch=epoch)
+    else:  # distill.quantize=int8: the student's weights trained through its fake-quantised clone
+        trained = quantization_aware(student) if kd.quantize == "int8" else student
+        loss = make_loss(trained, teacher.model, kd, cached, augment, epoch=epoch)
     fitter = Fitter(trained, loss, optimizer, jit_compile=runtime.use_xla(cfg), weight_decay=cfg.train.weight_decay,
                     random_sources=(augment,))
     result = fitter.fit(train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed, run=out,

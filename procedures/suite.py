@@ -16,6 +16,7 @@ that report it and the seeds that do not.
 from __future__ import annotations
 
 import logging
+from fnmatch import fnmatchcase
 
 import numpy as np
 from hydra import compose
@@ -24,7 +25,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from procedures._upstream import upstream
+from src.deploy import frontier
 from src.errors import ConfigError
+from src.runstore import locate, produced_runs
 from src.schema import validate
 from src.stats import RATIO, bounds_of, has_outlier, metric_interval, seed_interval
 from src.sweep import row_overrides
@@ -32,6 +35,8 @@ from src.tables import format_table, seed_values
 
 log = logging.getLogger(__name__)
 
+# Costs a deploy row reports (docs/deploy.md): shown unsigned, in significant digits.
+COSTS = ("*_ms", "*_bytes", "*_macs", "*_params")
 # What a seed's None means in an extra column, where it is not "not reported".
 ABSENT = {"gap_recovered": "no gap"}
 
@@ -50,14 +55,16 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.suite.rows:
         raise ConfigError("suite.rows is empty: use a preset such as experiment=datafree_lenet")
     seeds = list(cfg.suite.seeds) or [cfg.seed]
-    results, extras = [], []
+    results, extras, collected = [], [], []
     for row in cfg.suite.rows:
         values, columns = [], {name: [] for name in cfg.suite.columns}
+        collected.append((row.label, []))
         for seed in seeds:
             row_cfg = _row_config(cfg, [*row.overrides, f"seed={seed}"])
             log.info("suite %s: %s, seed %d -> procedure=%s %s", cfg.suite.title, row.label, seed,
                      row_cfg.procedure.name, " ".join(row.overrides))
             metrics = upstream(row_cfg.procedure.name).run(row_cfg)
+            collected[-1][1].append({**metrics, "run": str(produced_runs()[-1])})
             values.append(float(metrics[row.metric]))
             for name in columns:
                 columns[name].append(metrics.get(name))
@@ -65,7 +72,25 @@ def run(cfg: DictConfig) -> dict:
         extras.append(columns)
     print(format_suite(cfg.suite.title, results, cfg.suite.reference, seeds, extras,
                        [row.metric for row in cfg.suite.rows]), flush=True)
+    if cfg.suite.figure == "frontier":
+        _frontier(cfg, collected)
     return {label: float(np.mean(values)) for label, values in results}
+
+
+def _frontier(cfg: DictConfig, collected: list[tuple[str, list[dict]]]) -> None:
+    """suite.figure=frontier: the accuracy-cost figure of the suite's deploy rows and its
+    numbers, in a run folder of their own (remade each time: it only reads the rows)."""
+    found = frontier.points(collected)
+    if not found:
+        raise ConfigError("suite.figure=frontier draws procedure=deploy rows; this suite has none")
+    runs = [[label, [m["run"] for m in metrics]] for label, metrics in collected]
+    out = locate(cfg.paths.runs, cfg.dataset.name, "frontier", "frontier", {"title": cfg.suite.title, "rows": runs})
+    with out.lock():
+        out.start(cfg, force=True)
+        out.write("frontier.csv", lambda tmp: tmp.write_text(frontier.table_csv(found)))
+        frontier.plot(found, out.file("frontier.png"), cfg.suite.title)
+        out.finish({"points": found, "rows": runs})
+    print(f"frontier: {out.file('frontier.png')}", flush=True)
 
 
 def format_suite(title: str, results: list[tuple[str, list[float]]], reference: str | None, seeds: list[int],
@@ -112,11 +137,13 @@ def _column(name: str, found: list, seeds: list[int]) -> str:
 
 
 def _signed(name: str, values: list[float]) -> str:
-    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean)."""
+    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean);
+    a cost (COSTS: milliseconds, bytes, MACs, parameters) in 4 significant digits, unsigned."""
     i = metric_interval(name, values)
+    spec = ".4g" if any(fnmatchcase(name, pattern) for pattern in COSTS) else "+.4f"
     if len(values) < 2:
-        return f"{i['mean']:+.4f}"
-    return f"{i['mean']:+.4f} [{i['low']:+.4f}, {i['high']:+.4f}]" + _outliers(values, "+.4f")
+        return f"{i['mean']:{spec}}"
+    return f"{i['mean']:{spec}} [{i['low']:{spec}}, {i['high']:{spec}}]" + _outliers(values, spec)
 
 
 def _fraction(name: str, values: list[float], seeds: int) -> dict:

@@ -13,6 +13,7 @@ One module per section, each holding its dataclasses, the lists of allowed choic
     datafree  stats, optimize, generator
     hns       hns
     tree      tree
+    deploy    deploy (and distill.deploy, distill.quantize)
 
 The schema is flat over all procedures: every run's config carries every section, even
 those its procedure ignores, so that an upstream config can be derived from any config
@@ -26,11 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from src.schema import core, datafree, hns, kd, tree
+from src.schema import core, datafree, deploy, hns, kd, tree
 from src.schema.core import (DatasetConfig, EvaluateConfig, LoggerConfig, ModelConfig, PathsConfig,
                              ProcedureConfig, ReportConfig, SuiteConfig, TrainConfig, jit_setting, require,
                              validation_twin)
 from src.schema.datafree import GeneratorConfig, OptimizeConfig, StatsConfig
+from src.schema.deploy import DeployConfig
 from src.schema.hns import HnsConfig
 from src.schema.kd import DistillConfig, TeacherConfig
 from src.schema.tree import TreeConfig
@@ -55,6 +57,7 @@ class Config:
     tree: TreeConfig = field(default_factory=TreeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
@@ -73,7 +76,7 @@ class Config:
     tags: list[str] = field(default_factory=list)
 
 
-SECTIONS = (core, kd, datafree, hns, tree)
+SECTIONS = (core, kd, datafree, hns, tree, deploy)
 # Figures measured on the test split that a sweeper must not choose by (besides test_*),
 # each section naming its own; the validation twin of each is val_ + its name.
 TEST_FIGURES = tuple(name for section in SECTIONS for name in getattr(section, "TEST_FIGURES", ()))

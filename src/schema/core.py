@@ -172,6 +172,7 @@ class SuiteConfig:
     rows: list[SuiteRow] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # run every row once per seed (mean and 95% CI); [] = `seed` only
     columns: list[str] = field(default_factory=list)  # further metrics.json keys, each with its 95% CI
+    figure: Optional[str] = None  # frontier = accuracy against latency and size of deploy rows (docs/deploy.md)
 
 
 @dataclass
@@ -243,6 +244,7 @@ def check(cfg) -> None:
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
+    require(cfg.suite.figure in (None, "frontier"), f"suite.figure={cfg.suite.figure}: frontier, or null for none")
     require_choice(cfg.logger.name, LOGGERS, "logger")
     if cfg.logger.name == "mlflow":
         check_mlflow(cfg.logger)

@@ -63,6 +63,8 @@ class DistillConfig:
     data_path: Optional[str] = None  # a data.npz (or its run folder) to distill on instead
     cache_teacher: bool = True
     baseline: bool = True  # also train the student from scratch for kd_gain
+    deploy: bool = False  # then export and measure teacher, baseline and student (procedure=deploy, docs/deploy.md)
+    quantize: str = "none"  # int8 = quantisation-aware: the student trains with fake-quantised weights and activations
 
 
 def check(cfg) -> None:

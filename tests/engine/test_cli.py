@@ -36,5 +36,5 @@ def test_an_optuna_search_needs_optuna_4_or_later(monkeypatch):
 
 def test_quick_help_lists_the_groups_and_the_student_options():
     text = cli.text()
-    assert "procedure: compute_stats, datafree_distill, distill" in text and "student: convnet, factory, hinton1200, hinton800, keras_app" in text
+    assert "procedure: compute_stats, datafree_distill, deploy, distill" in text and "student: convnet, factory, hinton1200, hinton800, keras_app" in text
     assert cli.wants_quick_help(["--help"]) and not cli.wants_quick_help(["--hydra-help"])

@@ -57,3 +57,9 @@ def test_gap_recovered_says_which_seed_had_no_gap():
     assert f"+0.6000 [{0.6 - half:+.4f}, {0.6 + half:+.4f}] (no gap in seed 1)" in table
     assert "(no gap in seeds 1, 2)" in format_suite("KD", [("student", [0.81, 0.82, 0.83])], None, [0, 1, 2],
                                                     [{"gap_recovered": [0.5, None, None]}])
+
+
+def test_a_cost_column_is_unsigned_in_significant_digits():
+    table = format_suite("t", [("student", [0.9, 0.91, 0.92])], None, [0, 1, 2],
+                         [{"student_tflite_ms": [0.0601, 0.0612, 0.0598], "student_macs": [1275200] * 3}])
+    assert "0.06037 [0.05854, 0.0622]" in table and "1.275e+06" in table and "+0.06" not in table
