@@ -22,7 +22,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 import models
-from procedures._upstream import (Teacher, build_model, load_data, model_identity, model_label,
+from procedures._upstream import (Teacher, build_model, data_key, load_data, model_identity, model_label,
                                   teacher_architecture, teacher_row, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
@@ -51,7 +51,7 @@ def settings(cfg: DictConfig) -> dict:
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "datafree_distill", "student": cfg.student, "dataset": cfg.dataset, "generator": settings(cfg),
+    key = {"procedure": "datafree_distill", "student": cfg.student, "dataset": data_key(cfg), "generator": settings(cfg),
            "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed, "precision": cfg.precision}
     name = f"{cfg.student.name}-from-{model_label(cfg, cfg.teacher.path)}-{cfg.generator.method}"
     return locate(cfg.paths.runs, cfg.dataset.name, "datafree_distill", name, key)
