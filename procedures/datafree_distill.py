@@ -27,7 +27,8 @@ from procedures._upstream import (Teacher, build_model, data_key, load_data, mod
 from src import runtime
 from src.artifacts import check_layers
 from src.checkpoint import TrainingState, seed_states
-from src.datafree.generator import DAFL_BN_EPSILON, DEFAULT_BN_EPSILON, GeneratorDistiller, build_generator
+from src.datafree.generator import (DAFL_BN_EPSILON, DEFAULT_BN_EPSILON, GeneratorDistiller, build_generator,
+                                    check_shape)
 from src.datafree.plots import sample_grid_png
 from src.fit import predict_logits
 from src.kd.scores import split_metrics, with_teacher_logits
@@ -60,6 +61,7 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)  # shapes and class names; its test split for the final figure only
+    check_shape(data.input_shape)
     if cfg.generator.feature_layer:
         check_layers(teacher_architecture(cfg, data), [cfg.generator.feature_layer], "the teacher",
                      "generator.feature_layer")
