@@ -7,18 +7,21 @@ bilinear filter, which (unlike tf.image.resize) smooths when it shrinks.
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 GREY_MODES = ("1", "L", "LA", "I", "F")  # and I;16*: Pillow's modes without colour
 CHUNK = 64  # files per task: large enough that a worker's reply costs little
-MIN_FILES_PER_WORKER = 500  # below this a worker process costs more to start than it saves
+POOL_SECONDS = 0.5  # about what starting the worker processes costs (more on a loaded machine)
 
 
 def has_colour(image: Any) -> bool:
@@ -91,26 +94,48 @@ def _decode_chunk(files: Sequence[str], size: tuple[int, int], channels: int) ->
     return [decode(f, size, channels) for f in files]
 
 
-def workers_for(count: int) -> int:
-    """Processes worth starting for `count` files: every core this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, count // MIN_FILES_PER_WORKER))
+def cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def workers_for(seconds_left: float) -> int:
+    """Processes worth starting for `seconds_left` of work on one core: every core when
+    the work saves more than the pool costs to start, else none (work in this process)."""
+    return cores() if cores() > 1 and seconds_left > 2 * POOL_SECONDS else 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Workers forked from a fresh server process (never from this one, whose TensorFlow
+    threads a fork would copy mid-flight), with Pillow and NumPy imported once."""
+    if "forkserver" in get_all_start_methods():
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context)
 
 
 def map_files(task: Callable[..., list], files: Sequence[str], *args: Any,
               advance: Callable[[int], None] = lambda n: None) -> list:
-    """task(chunk, *args) over chunks of files, in order; in worker processes (spawned: the
-    caller may have started TensorFlow's threads) when there are enough files."""
+    """task(chunk, *args) over chunks of files, in order. The first chunk runs here and
+    times the work; the rest runs on every core when that pays (workers_for)."""
     chunks = [list(files[i:i + CHUNK]) for i in range(0, len(files), CHUNK)]
-    workers = workers_for(len(files))
-    results: list[list] = [[] for _ in chunks]
+    if not chunks:
+        return []
+    started = time.perf_counter()
+    results: list[list] = [task(chunks[0], *args)] + [[] for _ in chunks[1:]]
+    advance(len(chunks[0]))
+    per_file = (time.perf_counter() - started) / len(chunks[0])
+    workers = workers_for(per_file * (len(files) - len(chunks[0])))
+    log.debug("%d files: %.2f ms each, %d processes", len(files), 1000 * per_file, workers)
     if workers == 1:
-        for i, chunk in enumerate(chunks):
+        for i, chunk in enumerate(chunks[1:], start=1):
             results[i] = task(chunk, *args)
             advance(len(chunk))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            pending = {pool.submit(task, chunk, *args): i for i, chunk in enumerate(chunks)}
+        with _pool(workers) as pool:
+            pending = {pool.submit(task, chunk, *args): i for i, chunk in enumerate(chunks) if i}
             for done in as_completed(pending):
                 results[pending[done]] = done.result()
                 advance(len(chunks[pending[done]]))
