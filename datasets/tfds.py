@@ -1,6 +1,7 @@
-"""dataset=tfds: a TensorFlow Datasets set already prepared on disk, read with
-download=False (this runner never downloads): its train split, its test split (else one
-carved per class) and its validation split when it has one. tensorflow-datasets is an
+"""dataset=tfds: a TensorFlow Datasets set already prepared on disk, read through its
+builder without download_and_prepare and without GCS (what tfds.load(download=False,
+try_gcs=False) does): nothing is ever downloaded. Its train split, its test split (else
+one carved per class) and its validation split when it has one. tensorflow-datasets is an
 optional extra: pip install -e ".[tfds]".
 
 Images are made uint8 (N, H, W, C) of one size like a folder's (datasets/images.py) and
