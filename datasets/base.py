@@ -98,10 +98,9 @@ def to_unit_float(x: Any, scale: float = 255.0) -> np.ndarray:
     if x.ndim != 4:
         raise DatasetError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}; "
                            "fix: store one image per row, channels last.")
-    out = x.astype(np.float32)
-    if scale != 1:
-        out /= np.float32(scale)
-    return out
+    if scale == 1:
+        return x.astype(np.float32)
+    return np.divide(x, np.float32(scale), dtype=np.float32)  # one pass: cast, then divide in float32
 
 
 @dataclass(frozen=True)

@@ -56,15 +56,18 @@ def _folders(path: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
-def _images(folder: Path) -> list[tuple[str, os.stat_result]]:
-    """(path relative to folder, stat) of every image file below folder, sorted."""
+def _images(folder: str, prefix: str) -> list[tuple[str, int, int]]:
+    """(prefix + path relative to folder, size, modification time) of every image file
+    below folder, in sorted order of each folder's entries."""
     found = []
-    for here, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS:
-                path = os.path.join(here, name)
-                found.append((os.path.relpath(path, folder), os.stat(path)))
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            found += _images(entry.path, f"{prefix}{entry.name}/")
+        elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
+            st = entry.stat()
+            found.append((prefix + entry.name, st.st_size, st.st_mtime_ns))
     return found
 
 
@@ -110,12 +113,12 @@ def scan(cfg: Any) -> Listing:
             raise DatasetError(f"dataset.path={root}: {part}/ has the classes {unknown}, which train/ lacks; fix: "
                                f"add train/{unknown[0]}/ with images, or remove {part}/{unknown[0]}/")
         for name in found:
-            files = _images(folder / name)
+            prefix = (folder / name).relative_to(root).as_posix() + "/"
+            files = _images(str(folder / name), prefix)
             if not files and part == "train":
                 raise DatasetError(f"dataset.path={root}: class folder {folder / name} has no images "
                                    f"({', '.join(EXTENSIONS)}); fix: add images or remove the folder")
-            prefix = (folder / name).relative_to(root)
-            rows += [((prefix / rel).as_posix(), name, part, st.st_size, st.st_mtime_ns) for rel, st in files]
+            rows += [(rel, name, part, size, mtime) for rel, size, mtime in files]
     rows.sort()
     signature = digest("folder", str(root), [(r[0], r[3], r[4]) for r in rows])
     return Listing(root, tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows),
