@@ -172,10 +172,11 @@ def check_model_path(path: str, dataset: str, what: str, key: str, class_names: 
 
 def _first_difference(theirs: list[str], ours: tuple[str, ...]) -> str:
     """Where two class lists part, in a few words."""
+    shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
     if len(theirs) != len(ours):
-        return f"{', '.join(theirs[:4])}{', ...' if len(theirs) > 4 else ''} ({len(theirs)}) but the data has {len(ours)}"
+        return f"{shown} ({len(theirs)}) but the data has {len(ours)}"
     i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
-    return f"{', '.join(theirs[:4])}{', ...' if len(theirs) > 4 else ''}, but class {i} is {theirs[i]!r} there and {ours[i]!r} here"
+    return f"{shown}, but class {i} is {theirs[i]!r} there and {ours[i]!r} here"
 
 
 def model_label(cfg: DictConfig, path: str | None) -> str:
