@@ -1,14 +1,23 @@
-"""Data sets for the distillation experiments: `load(cfg, val_split)` returns a `Dataset`.
+"""Data sets for the distillation experiments: `load(cfg, val_split, store)` returns a
+`Dataset`, and `identity(cfg, store)` is what keys a run's data in the run store.
 
+Built-in sets are named by their config. A user's own files (dataset=folder, npz, tfds:
+docs/data.md) are named by their content, so the same files reuse runs wherever they
+lie, and one changed file makes new ones; they are read once into the store's cache.
 Importing this package is cheap: TensorFlow/Keras is imported only if a download is needed.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from . import cifar, digits, fashion_mnist, mnist, mnist_sample, reconstructed, synthetic
+from src.schema.core import USER_DATA
+
+from . import cifar, digits, fashion_mnist, folder, mnist, mnist_sample, npz, reconstructed, synthetic, tfds
 from .base import Dataset, Raw, assemble, option
+from .cache import Cache
 from .errors import DatasetError
 
 _SOURCES: dict[str, Callable[[Any], Raw]] = {
@@ -22,15 +31,47 @@ _SOURCES: dict[str, Callable[[Any], Raw]] = {
     "cifar100": cifar.load_cifar100,
     "reconstructed": reconstructed.load,
 }
-NAMES: tuple[str, ...] = tuple(_SOURCES)
+# A user's files: content(cfg, cache) -> {"fingerprint", "class_names"}; load(cfg, cache) -> Raw.
+_USER: dict[str, ModuleType] = {"folder": folder, "npz": npz, "tfds": tfds}
+NAMES: tuple[str, ...] = (*_SOURCES, *_USER)
+COMMON = ("name", "split_seed", "train_limit", "test_limit", "val_count")  # what every source reads
+WHERE = ("path", "data_dir")  # where files lie: never part of a user's data identity
 
-__all__ = ["NAMES", "Dataset", "DatasetError", "load"]
+__all__ = ["NAMES", "Dataset", "DatasetError", "identity", "load"]
 
 
-def load(cfg: Any, val_split: float) -> Dataset:
-    """Load `cfg.name` (default mnist_sample); validation is the last val_split of the pool."""
+def _name(cfg: Any) -> str:
     name = str(option(cfg, "name", "mnist_sample"))
-    if name not in _SOURCES:
+    if name not in NAMES:
         raise DatasetError(f"unknown dataset {name!r}. Fix: set dataset.name to one of "
                            f"{', '.join(NAMES)}.")
-    return assemble(name, _SOURCES[name](cfg), cfg, val_split)
+    return name
+
+
+def _plain(cfg: Any) -> dict:
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    if hasattr(cfg, "__dataclass_fields__") or not hasattr(cfg, "items"):
+        return dict(vars(cfg))
+    from omegaconf import OmegaConf  # a DictConfig
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def identity(cfg: Any, store: str | Path | None = None) -> dict:
+    """What keys a run's data: a built-in set's config (without the settings only a user's
+    files read); for a user's files, the settings their source reads and their content
+    (fingerprint and class names) in place of where they lie."""
+    name, plain = _name(cfg), _plain(cfg)
+    user_only = {k for keys in USER_DATA.values() for k in keys} - {"path"}
+    if name not in _USER:
+        return {k: v for k, v in plain.items() if k not in user_only}
+    settings = {k: plain.get(k) for k in (*COMMON, *USER_DATA[name]) if k not in WHERE}
+    return {**settings, **_USER[name].content(cfg, Cache(store))}
+
+
+def load(cfg: Any, val_split: float, store: str | Path | None = None) -> Dataset:
+    """Load `cfg.name` (default mnist_sample); validation is the last val_split of the pool
+    unless the data brings its own. A user's files are cached in the run store `store`."""
+    name = _name(cfg)
+    raw = _USER[name].load(cfg, Cache(store)) if name in _USER else _SOURCES[name](cfg)
+    return assemble(name, raw, cfg, val_split)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     source: str
+    facts: dict = field(default_factory=dict)  # what every run on this data records in its metrics
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -97,10 +98,9 @@ def to_unit_float(x: Any, scale: float = 255.0) -> np.ndarray:
     if x.ndim != 4:
         raise DatasetError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}; "
                            "fix: store one image per row, channels last.")
-    out = x.astype(np.float32)
-    if scale != 1:
-        out /= np.float32(scale)
-    return out
+    if scale == 1:
+        return x.astype(np.float32)
+    return np.divide(x, np.float32(scale), dtype=np.float32)  # one pass: cast, then divide in float32
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ class Raw:
     """What a source returns: a training pool and a test split, before shuffling/limits.
 
     `prepare` turns raw images into float32 [0, 1] NHWC; it runs after the limits so that
-    expensive conversions (e.g. resizing) only touch the examples actually kept.
+    expensive conversions (e.g. resizing) only touch the examples actually kept. A source
+    whose data comes with its own validation split gives it as x_val, y_val; otherwise
+    validation is carved from the pool.
     """
 
     x_pool: Any
@@ -118,6 +120,22 @@ class Raw:
     class_names: tuple[str, ...]
     source: str
     prepare: Callable[[Any], np.ndarray] = to_unit_float
+    x_val: Any = None
+    y_val: Any = None
+    facts: dict = field(default_factory=dict)
+
+
+def carve_test(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified test mask: round(fraction * n) examples of each class of n (at least
+    one and at most n - 1 when n >= 2), drawn with the split seed."""
+    rng = rng_for(seed, "test_carve")
+    is_test = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        n = len(members)
+        take = min(max(int(round(fraction * n)), 1 if n >= 2 else 0), max(n - 1, 0))
+        is_test[rng.permutation(members)[:take]] = True
+    return is_test
 
 
 def take_first(x: Any, y: Any, limit: Any, field: str) -> tuple[Any, Any]:
@@ -142,14 +160,17 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
     if not 0.0 <= float(val_split) < 1.0:
         raise DatasetError(f"val_split={val_split!r} must be in [0, 1); fix: use e.g. 0.1, or 0.0 "
                            "for no validation set.")
-    for x, y, split in ((raw.x_pool, raw.y_pool, "train"), (raw.x_test, raw.y_test, "test")):
+    given_val = raw.x_val is not None
+    splits = [(raw.x_pool, raw.y_pool, "train"), (raw.x_test, raw.y_test, "test")]
+    for x, y, split in splits + ([(raw.x_val, raw.y_val, "val")] if given_val else []):
         if len(x) != len(y):
             raise DatasetError(f"{name} ({raw.source}): {split} has {len(x)} images but {len(y)} "
                                "labels; fix: the files are mismatched, supply a matching set.")
     seed = split_seed(cfg)
     y_pool = as_labels(raw.y_pool, f"{name} ({raw.source})")
     y_test = as_labels(raw.y_test, f"{name} ({raw.source})")
-    for y in (y_pool, y_test):
+    y_given = as_labels(raw.y_val, f"{name} ({raw.source})") if given_val else y_test[:0]
+    for y in (y_pool, y_test, y_given):
         if y.size and (y.min() < 0 or y.max() >= len(raw.class_names)):
             raise DatasetError(
                 f"{name} ({raw.source}): labels span {y.min()}..{y.max()} but there are "
@@ -160,9 +181,14 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
     perm = rng_for(seed, "test").permutation(len(y_test))
     x_test, y_test = take_first(raw.x_test[perm], y_test[perm], option(cfg, "test_limit"),
                                 "test_limit")
-    x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split), option(cfg, "val_count"))
+    if given_val:  # the source's own validation split: val_count limits it, val_split does not apply
+        perm = rng_for(seed, "val").permutation(len(y_given))
+        x_train, y_train = x, y
+        x_val, y_val = take_first(raw.x_val[perm], y_given[perm], option(cfg, "val_count"), "val_count")
+    else:
+        x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split), option(cfg, "val_count"))
     if len(x_train) == 0:
-        if option(cfg, "val_count") is not None:
+        if option(cfg, "val_count") is not None and not given_val:
             raise DatasetError(f"{name}: dataset.val_count={option(cfg, 'val_count')} takes all "
                                f"{len(x)} training examples; fix: dataset.val_count=null (use "
                                f"val_split) or a count below {len(x)}.")
@@ -173,4 +199,4 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
                    x_train=raw.prepare(x_train), y_train=y_train,
                    x_val=raw.prepare(x_val), y_val=y_val,
                    x_test=raw.prepare(x_test), y_test=y_test,
-                   class_names=tuple(str(c) for c in raw.class_names), source=raw.source)
+                   class_names=tuple(str(c) for c in raw.class_names), source=raw.source, facts=dict(raw.facts))

@@ -1,8 +1,9 @@
 """The toolkit every procedure gets its inputs with, so each one reads as: get the inputs,
 call the method, save through the run, declare the summary.
 
-- data and fresh models: `load_data`, `build_model` (any network a model section names:
-  this project's, a file's architecture, keras_app, factory), `optimizer_for`;
+- data and fresh models: `load_data`, `data_key` (the data's part of every run key),
+  `build_model` (any network a model section names: this project's, a file's architecture,
+  keras_app, factory), `optimizer_for`;
 - what names and keys a network without building it: `network_name`, `network_key`;
 - upstream runs: `upstream_config` (the upstream config), `upstream_run` (its finished
   run, produced first when missing and auto_prereqs=true), `baseline_run` plus
@@ -36,7 +37,7 @@ from models.factory import load_module, source_file
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
 from src.optim import make_optimizer, steps_per_epoch
-from src.runstore import Run, file_digest
+from src.runstore import Run, file_digest, note_data, read_json
 from src.runtime import seed_everything
 from src.schema.core import FACTORY, KERAS_APP, network_kind
 
@@ -104,14 +105,20 @@ def paired_gain(metrics: dict, baseline: dict, name: str, *, validation: bool = 
 _loaded: dict[str, datasets.Dataset] = {}
 
 
+def data_key(cfg: DictConfig) -> dict:
+    """The data's part of every run key: a user's files by their content, not their path."""
+    return datasets.identity(cfg.dataset, store=cfg.paths.runs)
+
+
 def load_data(cfg: DictConfig) -> datasets.Dataset:
     """The dataset of cfg, loaded once per process (a distill run and the train runs it
-    starts share it)."""
-    key = json.dumps([OmegaConf.to_container(cfg.dataset, resolve=True), cfg.train.val_split], sort_keys=True)
+    starts share it); what the runs on it record about it goes into their metrics."""
+    key = json.dumps([data_key(cfg), cfg.train.val_split], sort_keys=True)
     if key not in _loaded:
         _loaded.clear()  # keep at most one data set in memory
-        _loaded[key] = datasets.load(cfg.dataset, val_split=cfg.train.val_split)
+        _loaded[key] = datasets.load(cfg.dataset, val_split=cfg.train.val_split, store=cfg.paths.runs)
     data = _loaded[key]
+    note_data(data.facts)
     log.info("dataset %s: %d train / %d val / %d test, input %s, %d classes (%s)", data.name,
              len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes, data.source)
     return data
@@ -204,9 +211,10 @@ def model_train_config(cfg: DictConfig, what: str) -> DictConfig:
     return upstream_config(cfg, "train", changes)
 
 
-def check_model_path(path: str, dataset: str, what: str, key: str) -> Path:
+def check_model_path(path: str, dataset: str, what: str, key: str, class_names: tuple[str, ...] | None = None) -> Path:
     """The .keras file a user gave as `key`; a one-line error, before any work, when it is
-    missing, an unfinished run, or a run folder trained on another data set."""
+    missing, an unfinished run, or a run folder trained on another data set or on other
+    classes (a run on a user's data records them in its key)."""
     file = resolve_model_file(path, what)
     folder = Path(path).expanduser()
     if folder.is_dir() and (folder / "config.yaml").exists():
@@ -215,7 +223,21 @@ def check_model_path(path: str, dataset: str, what: str, key: str) -> Path:
             raise ArtifactError(
                 f"{key}={path} was trained on {trained_on}, but this run uses {dataset}: give a {what} trained on "
                 f"{dataset} (or its .keras file, {key}={folder / file.name}, to use it anyway)")
+        recorded = (read_json(folder / "key.json").get("dataset") or {}).get("class_names") \
+            if (folder / "key.json").exists() else None
+        if recorded is not None and class_names is not None and list(recorded) != list(class_names):
+            raise ArtifactError(f"{key}={path} was trained on the classes {_first_difference(recorded, class_names)}: "
+                                f"give a {what} trained on these classes, in this order")
     return file
+
+
+def _first_difference(theirs: list[str], ours: tuple[str, ...]) -> str:
+    """Where two class lists part, in a few words."""
+    shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
+    if len(theirs) != len(ours):
+        return f"{shown} ({len(theirs)}) but the data has {len(ours)}"
+    i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
+    return f"{shown}, but class {i} is {theirs[i]!r} there and {ours[i]!r} here"
 
 
 def model_label(cfg: DictConfig, path: str | None) -> str:
@@ -249,7 +271,7 @@ def trained_model(cfg: DictConfig, data: datasets.Dataset, path: str | None, wha
     against the data, else the store's train run for cfg (trained first if needed).
     Returns (model, source)."""
     if path:
-        check_model_path(path, data.name, what, key)
+        check_model_path(path, data.name, what, key, data.class_names)
         source = str(path)
     else:
         source = str(upstream_run("train", model_train_config(cfg, what), why=f"this {what}").dir)

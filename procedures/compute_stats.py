@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 import models
-from procedures._upstream import (Teacher, load_data, model_identity, model_label, teacher_architecture,
+from procedures._upstream import (Teacher, data_key, load_data, model_identity, model_label, teacher_architecture,
                                   upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
@@ -40,7 +40,7 @@ REPORT = {"compute_stats": {"settings": ["model.name", "stats.temperature", "sta
 
 def artifact(cfg: DictConfig) -> Run:
     key = {"procedure": "compute_stats", "teacher": model_identity(cfg, cfg.teacher.path),
-           "dataset": cfg.dataset, "val_split": cfg.train.val_split, "stats": cfg.stats}
+           "dataset": data_key(cfg), "val_split": cfg.train.val_split, "stats": cfg.stats}
     return locate(cfg.paths.runs, cfg.dataset.name, "compute_stats", model_label(cfg, cfg.teacher.path), key)
 
 

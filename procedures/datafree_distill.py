@@ -22,12 +22,13 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 import models
-from procedures._upstream import (Teacher, build_model, load_data, model_identity, model_label, network_key,
-                                  network_name, teacher_architecture, teacher_row, upstream_teacher)
+from procedures._upstream import (Teacher, build_model, data_key, load_data, model_identity, model_label,
+                                  network_key, network_name, teacher_architecture, teacher_row, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
 from src.checkpoint import TrainingState, seed_states
-from src.datafree.generator import DAFL_BN_EPSILON, DEFAULT_BN_EPSILON, GeneratorDistiller, build_generator
+from src.datafree.generator import (DAFL_BN_EPSILON, DEFAULT_BN_EPSILON, GeneratorDistiller, build_generator,
+                                    check_shape)
 from src.datafree.plots import sample_grid_png
 from src.fit import predict_logits
 from src.kd.scores import split_metrics, with_teacher_logits
@@ -72,7 +73,7 @@ def feature_layer(cfg: DictConfig, teacher: keras.Model) -> str:
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "datafree_distill", "student": network_key(cfg.student, "student"), "dataset": cfg.dataset,
+    key = {"procedure": "datafree_distill", "student": network_key(cfg.student, "student"), "dataset": data_key(cfg),
            "generator": settings(cfg),
            "teacher": model_identity(cfg, cfg.teacher.path), "seed": cfg.seed, "precision": cfg.precision}
     name = f"{network_name(cfg.student)}-from-{model_label(cfg, cfg.teacher.path)}-{cfg.generator.method}"
@@ -82,6 +83,7 @@ def artifact(cfg: DictConfig) -> Run:
 def run(cfg: DictConfig) -> dict:
     runtime.setup(cfg)
     data = load_data(cfg)  # shapes and class names; its test split for the final figure only
+    check_shape(data.input_shape)
     build_model(cfg.student, data, cfg.seed, "student")  # a student that cannot be built is refused before any work
     if cfg.generator.feature_layer:
         check_layers(teacher_architecture(cfg, data), [cfg.generator.feature_layer], "the teacher",

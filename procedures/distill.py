@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import (Teacher, baseline_run, build_model, load_data, model_identity, model_label,
+from procedures._upstream import (Teacher, baseline_run, build_model, data_key, load_data, model_identity, model_label,
                                   network_key, network_name, optimizer_for, paired_gain, teacher_architecture,
                                   teacher_row, upstream, upstream_config, upstream_run, upstream_teacher)
 from src import runtime
@@ -47,7 +47,7 @@ REPORT = {"distill": {
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "distill", "student": network_key(cfg.student, "student"), "dataset": cfg.dataset,
+    key = {"procedure": "distill", "student": network_key(cfg.student, "student"), "dataset": data_key(cfg),
            "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}

@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import confusion_matrix
 
-from procedures._upstream import load_data, model_identity, model_label, trained_model
+from procedures._upstream import data_key, load_data, model_identity, model_label, trained_model
 from src import runtime
 from src.fit import Evaluator, predict_logits
 from src.losses import classifier_loss
@@ -23,7 +23,7 @@ REPORT = {"evaluate": {"settings": ["model.name", "evaluate.path"], "metrics": [
 
 
 def artifact(cfg: DictConfig) -> Run:
-    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": cfg.dataset}
+    key = {"procedure": "evaluate", "model": model_identity(cfg, cfg.evaluate.path, "model"), "dataset": data_key(cfg)}
     return locate(cfg.paths.runs, cfg.dataset.name, "evaluate", model_label(cfg, cfg.evaluate.path), key)
 
 

@@ -21,7 +21,7 @@ import logging
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import load_data, optimizer_for, upstream, upstream_config, upstream_run
+from procedures._upstream import data_key, load_data, optimizer_for, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
 from src.fit import Evaluator, Fitter
@@ -57,7 +57,7 @@ REPORT = {
 }
 ADAPTIVE_KEYS = ("alpha_step", "alpha_min", "monitor", "patience", "smoothing", "min_delta", "keep_alpha_weights",
                  "select")
-STAGES = stages(Toolkit(load_data, optimizer_for, lambda *args: upstream("train").fit_classifier(*args)))
+STAGES = stages(Toolkit(load_data, data_key, optimizer_for, lambda *args: upstream("train").fit_classifier(*args)))
 
 
 def stage_config(cfg: DictConfig, part: str) -> DictConfig:
@@ -93,7 +93,7 @@ def artifact(cfg: DictConfig) -> Run:
         settings.update(rate=slope_rate(h), slope_max=h.slope_max)
     if h.alpha is None:
         settings.update({k: h[k] for k in ADAPTIVE_KEYS})
-    key = {"procedure": "hns_train", "hns": settings, **run_key(cfg)}
+    key = {"procedure": "hns_train", "hns": settings, **run_key(cfg, data_key(cfg))}
     key.update({f"{part}_from": _source_id(cfg, part) for part in pretrained_parts(h)})
     if h.evalx:  # the encoding figures are scored by this evaluator
         key["evalx_from"] = pretrained_artifact(cfg, "evalx").hash

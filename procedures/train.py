@@ -13,7 +13,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from procedures._upstream import build_model, load_data, network_key, network_name, optimizer_for
+from procedures._upstream import build_model, data_key, load_data, network_key, network_name, optimizer_for
 from src import runtime
 from src.augment import augment_for, augment_key
 from src.fit import Fitter
@@ -28,7 +28,7 @@ REPORT = {"train": {"settings": ["model.name", "train.epochs", "train.lr", "trai
 
 def artifact(cfg: DictConfig) -> Run:
     """Where the train run for cfg lives; the key is everything that changes the weights."""
-    key = {"procedure": "train", "model": network_key(cfg.model), "dataset": cfg.dataset, "train": cfg.train,
+    key = {"procedure": "train", "model": network_key(cfg.model), "dataset": data_key(cfg), "train": cfg.train,
            "seed": cfg.seed, "precision": cfg.precision, "augment": augment_key(cfg)}
     return locate(cfg.paths.runs, cfg.dataset.name, "train", network_name(cfg.model), key)
 

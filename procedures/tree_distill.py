@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 import datasets
 from models.soft_tree import build_tree, tree_layer
-from procedures._upstream import (Teacher, baseline_run, load_data, model_identity, model_label, optimizer_for,
+from procedures._upstream import (Teacher, baseline_run, data_key, load_data, model_identity, model_label, optimizer_for,
                                   paired_gain, teacher_row, upstream_teacher)
 from src import runtime
 from src.artifacts import load_model
@@ -55,7 +55,7 @@ def artifact(cfg: DictConfig) -> Run:
     the teacher and the target settings. Pictures of explain.index are not in it."""
     tree = {k: cfg.tree[k] for k in TREE_KEYS}
     key = {"procedure": "tree_distill", "tree": tree, "fit": {k: cfg.tree[k] for k in FIT_KEYS},
-           "val_split": cfg.train.val_split, "dataset": cfg.dataset, "seed": cfg.seed, "precision": cfg.precision}
+           "val_split": cfg.train.val_split, "dataset": data_key(cfg), "seed": cfg.seed, "precision": cfg.precision}
     name = f"depth{cfg.tree.depth}-{cfg.tree.labels}"
     if uses_teacher(cfg):
         tree.update(temperature=cfg.tree.temperature, baseline=cfg.tree.baseline)

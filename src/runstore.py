@@ -139,8 +139,10 @@ class Run:
         return sorted(names)
 
     def finish(self, metrics: dict) -> None:
-        """Write metrics.json, then DONE (last of all): a manifest of every file the run
-        holds with its size, so a file changed or lost later unmarks the run."""
+        """Write metrics.json (with the facts of the data it ran on, see note_data), then
+        DONE (last of all): a manifest of every file the run holds with its size, so a file
+        changed or lost later unmarks the run."""
+        metrics.update(_data_facts)
         write_json(self.file("metrics.json"), metrics)
         names = self.artifacts()
         manifest = {
@@ -178,6 +180,14 @@ class Run:
 
 
 _produced: list[Path] = []  # folders of Run.produce calls in this process, outermost last
+_data_facts: dict = {}  # what the data set loaded last says of itself (files skipped as unreadable)
+
+
+def note_data(facts: dict) -> None:
+    """Record the facts of the data set this process runs on: every run it finishes
+    afterwards adds them to its metrics."""
+    _data_facts.clear()
+    _data_facts.update(facts)
 
 
 def produced_runs() -> list[Path]:

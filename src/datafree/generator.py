@@ -28,12 +28,18 @@ from src.losses import agreement, soft_target_loss
 DAFL_BN_EPSILON, DEFAULT_BN_EPSILON = 0.8, 1e-3
 
 
+def check_shape(input_shape: tuple) -> None:
+    """The generator doubles a (H/4, W/4) map twice: refuse other sizes before any work."""
+    if input_shape[0] % 4 or input_shape[1] % 4:
+        raise ConfigError(f"procedure=datafree_distill: the generator doubles a (H/4, W/4) map twice; inputs of "
+                          f"shape {tuple(input_shape)} are not divisible by 4 (use e.g. dataset=mnist_conv for 32x32, "
+                          "or dataset.image_size=[32,32] for a folder or tfds data set)")
+
+
 def build_generator(latent_dim: int, input_shape: tuple, width: int, bn_epsilon: float) -> keras.Model:
     """z [batch, latent_dim] -> images of input_shape (H and W divisible by 4), in [0, 1]."""
+    check_shape(input_shape)
     height, width_px, channels = input_shape
-    if height % 4 or width_px % 4:
-        raise ConfigError(f"procedure=datafree_distill: the generator doubles a (H/4, W/4) map twice; inputs of "
-                          f"shape {tuple(input_shape)} are not divisible by 4 (use e.g. dataset=mnist_conv for 32x32)")
     z = keras.Input((latent_dim,), name="noise")
     x = keras.layers.Dense(width * (height // 4) * (width_px // 4), name="project")(z)
     x = keras.layers.Reshape((height // 4, width_px // 4, width))(x)

@@ -41,13 +41,14 @@ class Toolkit:
     """What a stage trains with from the procedure layer, which src/hns may not import."""
 
     load_data: Callable[[DictConfig], Any]  # cfg -> datasets.Dataset
+    data_key: Callable[[DictConfig], dict]  # cfg -> the data's part of a run key
     optimizer_for: Callable[[DictConfig, int], keras.optimizers.Optimizer]  # (cfg, training examples)
     fit_classifier: Callable[[DictConfig, Run, keras.Model, Any], dict]  # trains, saves, finishes
 
 
-def run_key(cfg: DictConfig) -> dict:
-    """What every Hide-and-Seek run key holds: the data, the training settings, seed, precision."""
-    return {"dataset": cfg.dataset, "train": cfg.train, "seed": cfg.seed, "precision": cfg.precision}
+def run_key(cfg: DictConfig, data: dict) -> dict:
+    """What every Hide-and-Seek run key holds: the data's key, the training settings, seed, precision."""
+    return {"dataset": data, "train": cfg.train, "seed": cfg.seed, "precision": cfg.precision}
 
 
 class PretrainStage:
@@ -73,7 +74,7 @@ class PretrainStage:
         raise NotImplementedError
 
     def artifact(self, cfg: DictConfig) -> Run:
-        key = {"stage": self.name, **self.key(cfg.hns), **run_key(cfg)}
+        key = {"stage": self.name, **self.key(cfg.hns), **run_key(cfg, self.tools.data_key(cfg))}
         return locate(cfg.paths.runs, cfg.dataset.name, self.name, self.label(cfg.hns), key)
 
     def run(self, cfg: DictConfig) -> dict:

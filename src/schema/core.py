@@ -29,12 +29,17 @@ MIXUP_PER = ("example", "batch")  # what one mixup draw covers (src/augment.py M
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "wandb", "none")
 WANDB_MODES = ("online", "offline")
+COLOR_MODES = ("auto", "grayscale", "rgb")  # dataset.color_mode; auto = rgb when any image has colour
+# A user's own data (docs/data.md): each source and the dataset.* settings only it reads.
+USER_DATA = {"folder": ("path", "image_size", "color_mode", "class_names", "test_fraction", "skip_unreadable"),
+             "npz": ("path", "test_fraction"),
+             "tfds": ("tfds_name", "data_dir", "image_size", "color_mode", "test_fraction")}
 WEIGHT_DECAY_PROCEDURES = ("train", "distill", "suite")  # the procedures whose fit applies train.weight_decay
 DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overrides
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
            "mixup_per": MIXUP_PER, "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES,
            "model.init": MODEL_INITS + FILE_INITS, "report.format": REPORT_FORMATS,
-           "logger": LOGGERS}  # key -> its allowed values (main.py --help)
+           "logger": LOGGERS, "dataset.color_mode": COLOR_MODES}  # key -> its allowed values (main.py --help)
 
 
 def validation_twin(metric: str, test_figures: tuple[str, ...]) -> str | None:
@@ -141,6 +146,13 @@ class DatasetConfig:
     num_samples: int = 2000  # synthetic only
     image_shape: list[int] = field(default_factory=lambda: [28, 28, 1])  # synthetic only
     num_classes: int = 10  # synthetic only
+    image_size: Optional[list[int]] = None  # folder, tfds: resize every image to [H, W]
+    color_mode: str = "auto"  # folder, tfds: auto (rgb when any image has colour), grayscale or rgb
+    class_names: Optional[list[str]] = None  # folder: the class folders in label order (default: sorted)
+    test_fraction: float = 0.2  # folder, npz, tfds: the per-class share carved as test when there is no test split
+    skip_unreadable: bool = False  # folder: skip unreadable or empty files (counted in metrics) instead of refusing
+    tfds_name: Optional[str] = None  # tfds: a data set prepared on disk, e.g. mnist or my_set/config:1.0.0
+    data_dir: Optional[str] = None  # tfds: the folder it was prepared in (null: tfds' default, ~/tensorflow_datasets)
 
 
 @dataclass
@@ -243,6 +255,7 @@ def check(cfg) -> None:
     for key in ("train_limit", "test_limit", "val_count"):
         value = cfg.dataset[key]
         require(value is None or value >= 1, f"dataset.{key}={value}: must be >= 1 or null")
+    check_dataset(cfg.dataset)
     require_choice(cfg.report.format, REPORT_FORMATS, "report.format")
     require(cfg.suite.figure in (None, "frontier"), f"suite.figure={cfg.suite.figure}: frontier, or null for none")
     require_choice(cfg.logger.name, LOGGERS, "logger")
@@ -274,3 +287,24 @@ def check_mlflow(logger) -> None:
             f"logger.tracking_uri={uri}: MLflow {major} refuses a file store; give a SQLite file "
             "(e.g. logger.tracking_uri=sqlite:///mlflow.db; `mlflow migrate-filestore` moves runs over) "
             "or set MLFLOW_ALLOW_FILE_STORE=true")
+
+
+def check_dataset(d) -> None:
+    """A user's data names its files; its settings are in range and read by its source."""
+    require_choice(d.color_mode, COLOR_MODES, "dataset.color_mode")
+    require(0.0 < d.test_fraction < 1.0, f"dataset.test_fraction={d.test_fraction}: the share of each class carved "
+                                         "as the test split, in (0, 1) (e.g. 0.2)")
+    size = list(d.image_size) if d.image_size is not None else None
+    require(size is None or (len(size) == 2 and min(size) >= 1),
+            f"dataset.image_size={size}: [height, width] in pixels (e.g. dataset.image_size=[64,64])")
+    if d.name in ("folder", "npz"):
+        require(bool(d.path), f"dataset={d.name} reads dataset.path, which is not set: "
+                              f"dataset.path={'/data/photos' if d.name == 'folder' else '/data/set.npz'}")
+    if d.name == "tfds":
+        require(bool(d.tfds_name), "dataset=tfds reads dataset.tfds_name, which is not set: "
+                                   "dataset.tfds_name=<a data set prepared on disk> dataset.data_dir=<its folder>")
+    defaults = DatasetConfig()
+    for key in sorted({k for keys in USER_DATA.values() for k in keys} - {"path"}):
+        readers = [name for name, keys in USER_DATA.items() if key in keys]
+        require(d.name in readers or d[key] == getattr(defaults, key),
+                f"dataset.{key} applies to dataset={'|'.join(readers)}, not {d.name}: remove dataset.{key}")

@@ -83,7 +83,7 @@ def test_import_does_not_pull_in_tensorflow():
 
 def test_names_are_the_public_list():
     assert datasets.NAMES == ("mnist_sample", "digits", "synthetic", "fashion_mnist", "mnist",
-                              "mnist_conv", "cifar10", "cifar100", "reconstructed")
+                              "mnist_conv", "cifar10", "cifar100", "reconstructed", "folder", "npz", "tfds")
 
 
 def test_unknown_name_lists_known_names():

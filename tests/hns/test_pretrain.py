@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from procedures import hns_train
-from procedures._upstream import load_data, optimizer_for, upstream_config
+from procedures._upstream import data_key, load_data, optimizer_for, upstream_config
 from src.hns import pretrain
 from src.runstore import KEY_VERSION, to_plain
 from tests.conftest import compose_config
@@ -47,7 +47,7 @@ def test_a_stage_key_holds_the_stage_its_network_and_the_stage_configs_run_setti
         settings = (stage.train.epochs, stage.train.early_stopping, stage.augment, stage.seed)
         assert settings == (3, 0, "none", seeds[part])
         assert hns_train.pretrained_artifact(cfg, part).key == {
-            **own[part], "dataset": to_plain(cfg.dataset), "train": to_plain(stage.train), "seed": seeds[part],
+            **own[part], "dataset": data_key(cfg), "train": to_plain(stage.train), "seed": seeds[part],
             "precision": cfg.precision, "key_version": KEY_VERSION}
 
 
@@ -62,7 +62,7 @@ def test_the_evaluator_trains_without_any_hider(make_cfg, monkeypatch):
 
     monkeypatch.setattr(pretrain, "build_hider", no_hider)
     cfg = make_cfg("procedure=hns_train", "train.epochs=1", "dataset.num_samples=256")
-    stage = pretrain.EvaluatorStage(False, pretrain.Toolkit(load_data, optimizer_for, fit_classifier=None), without="")
+    stage = pretrain.EvaluatorStage(False, pretrain.Toolkit(load_data, data_key, optimizer_for, fit_classifier=None), without="")
     metrics = stage.run(upstream_config(cfg, "hns_train", stage.changes(cfg)))
     assert metrics["keep"] == [0.5, 0.5] and 0.0 <= metrics["test_accuracy_random_masks"] <= 1.0
     assert hns_train.pretrained_artifact(cfg, "evalx").is_done()  # the stage the procedure finds

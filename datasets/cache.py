@@ -1,0 +1,89 @@
+"""The run store's data cache, <runs>/cache/, so that a user's files are read once:
+
+    cache/content/<signature>.json     what a set of files holds (its fingerprint and
+                                       classes), found again by the files' names, sizes
+                                       and modification times without reading them
+    cache/<source>/<name>.npz          decoded arrays (uint8 images), found by content
+
+Files are written to a temporary name and renamed; a lock makes parallel jobs that need
+the same entry make it once. Without a store (Cache(None)) nothing is kept.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def digest(*parts: Any) -> str:
+    """A short hash of JSON-able parts."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _replace(path: Path, write: Callable[[Path], Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Cache:
+    """The cache folder of one run store (None: compute everything, keep nothing)."""
+
+    def __init__(self, store: str | Path | None):
+        self.root = Path(store).expanduser().resolve() / "cache" if store else None
+
+    def content(self, signature: str, compute: Callable[[], dict]) -> dict:
+        """compute() once per signature (a hash of file names, sizes and times)."""
+        if self.root is None:
+            return compute()
+        path = self.root / "content" / f"{signature}.json"
+        if path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                return json.loads(path.read_text())
+        found = compute()
+        _replace(path, lambda tmp: tmp.write_text(json.dumps(found)))
+        return found
+
+    def arrays(self, source: str, name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The arrays saved as cache/<source>/<name>.npz, made first (once) when missing."""
+        if self.root is None:
+            return make()
+        path = self.root / source / f"{name}.npz"
+        with _locked(path):
+            if path.is_file():
+                try:
+                    with np.load(path, allow_pickle=False) as saved:
+                        return {k: saved[k] for k in saved.files}
+                except (OSError, ValueError, EOFError):
+                    log.warning("cache file %s is unreadable: making it again", path)
+            arrays = make()
+            _replace(path, lambda tmp: np.savez(tmp, **arrays))
+            log.info("cached in %s", path)
+        return arrays
