@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from procedures._upstream import load_data, model_label, upstream, upstream_config, upstream_run
+from procedures._upstream import data_key, load_data, model_label, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.deploy import bundle
@@ -104,7 +104,7 @@ def artifact(cfg: DictConfig) -> Run:
     files = sources(cfg)
     settings = {k: v for k, v in OmegaConf.to_container(cfg.deploy, resolve=True).items() if k != "path"}
     key = {"procedure": "deploy", "models": {role: file_digest(path) for role, path in files.items()},
-           "dataset": cfg.dataset, "seed": cfg.seed, "deploy": settings, "onnx": _wants_onnx(cfg)}
+           "dataset": data_key(cfg), "seed": cfg.seed, "deploy": settings, "onnx": _wants_onnx(cfg)}
     if cfg.deploy.path:
         name = Path(cfg.deploy.path).expanduser().name.removesuffix(".keras")
     else:
