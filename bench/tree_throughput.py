@@ -146,7 +146,7 @@ def main(argv=None) -> None:
         train = {"x": x, "y": y, "targets": onehot}
         return model, lambda: fitter.fit(train, epochs=1, batch_size=batch, seed=SEED, verbose=0)
 
-    contenders = {"seed": (reference_model, lambda: reference_model.fit(x, onehot, batch_size=r["batch"], epochs=1,
+    contenders = {"reference": (reference_model, lambda: reference_model.fit(x, onehot, batch_size=r["batch"], epochs=1,
                                                               shuffle=True, verbose=0))}
     contenders["ours_d4_b4"] = ours(4, 4)
     contenders["ours_d4"] = ours(4, args.batch_size)
