@@ -32,7 +32,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 from bench import _timing as T  # noqa: E402
 from procedures import hns_train  # noqa: E402
-from procedures._upstream import load_data  # noqa: E402
+from procedures._inputs import load_data  # noqa: E402
 from src.artifacts import load_model  # noqa: E402
 from src.hns.encoding import _predict, support_masks  # noqa: E402
 from src.schema import register, validate  # noqa: E402

@@ -21,8 +21,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 import models
-from procedures._upstream import (Teacher, data_key, load_data, model_identity, model_label, teacher_architecture,
-                                  upstream_teacher)
+from procedures._inputs import data_key, load_data
+from procedures._upstream import Teacher, model_identity, model_label, teacher_architecture, upstream_teacher
 from src import runtime
 from src.artifacts import check_layers
 from src.datafree.objectives import check_teacher as check_objective

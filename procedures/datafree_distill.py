@@ -22,8 +22,9 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 import models
-from procedures._upstream import (Teacher, build_model, data_key, load_data, model_identity, model_label,
-                                  network_key, network_name, teacher_architecture, teacher_row, upstream_teacher)
+from procedures._inputs import build_model, data_key, load_data, network_key, network_name
+from procedures._upstream import (Teacher, model_identity, model_label, teacher_architecture, teacher_row,
+                                  upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers
 from src.checkpoint import TrainingState, seed_states

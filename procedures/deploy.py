@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from procedures._upstream import data_key, load_data, model_label, upstream, upstream_config, upstream_run
+from procedures._inputs import data_key, load_data
+from procedures._upstream import model_label, upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.deploy import bundle

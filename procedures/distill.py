@@ -20,9 +20,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import (Teacher, baseline_run, build_model, data_key, load_data, model_identity, model_label,
-                                  network_key, network_name, optimizer_for, paired_gain, teacher_architecture,
-                                  teacher_row, upstream, upstream_config, upstream_run, upstream_teacher)
+from procedures._inputs import build_model, data_key, load_data, network_key, network_name, optimizer_for
+from procedures._upstream import (Teacher, baseline_run, model_identity, model_label, paired_gain,
+                                  teacher_architecture, teacher_row, upstream, upstream_config, upstream_run,
+                                  upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key

@@ -11,7 +11,8 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import confusion_matrix
 
-from procedures._upstream import data_key, load_data, model_identity, model_label, trained_model
+from procedures._inputs import data_key, load_data
+from procedures._upstream import model_identity, model_label, trained_model
 from src import runtime
 from src.fit import Evaluator, predict_logits
 from src.losses import classifier_loss

@@ -21,7 +21,8 @@ import logging
 from omegaconf import DictConfig
 
 import datasets
-from procedures._upstream import data_key, load_data, optimizer_for, upstream, upstream_config, upstream_run
+from procedures._inputs import data_key, load_data, optimizer_for
+from procedures._upstream import upstream, upstream_config, upstream_run
 from src import runtime
 from src.artifacts import load_model, resolve_model_file
 from src.fit import Evaluator, Fitter

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from procedures._upstream import (load_data, model_identity, model_label, teacher_architecture, upstream,
-                                  upstream_config, upstream_run, upstream_teacher)
+from procedures._inputs import load_data
+from procedures._upstream import (model_identity, model_label, teacher_architecture, upstream, upstream_config,
+                                  upstream_run, upstream_teacher)
 from src import progress, runtime
 from src.datafree.objectives import check_teacher, default_lr, make_objective
 from src.datafree.plots import sample_grid_png

@@ -13,7 +13,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from procedures._upstream import build_model, data_key, load_data, network_key, network_name, optimizer_for
+from procedures._inputs import build_model, data_key, load_data, network_key, network_name, optimizer_for
 from src import runtime
 from src.augment import augment_for, augment_key
 from src.fit import Fitter

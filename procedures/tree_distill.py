@@ -22,8 +22,9 @@ from omegaconf import DictConfig
 
 import datasets
 from models.soft_tree import build_tree, tree_layer
-from procedures._upstream import (Teacher, baseline_run, data_key, load_data, model_identity, model_label, optimizer_for,
-                                  paired_gain, teacher_row, upstream_teacher)
+from procedures._inputs import data_key, load_data, optimizer_for
+from procedures._upstream import (Teacher, baseline_run, model_identity, model_label, paired_gain, teacher_row,
+                                  upstream_teacher)
 from src import runtime
 from src.artifacts import load_model
 from src.errors import ConfigError

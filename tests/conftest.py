@@ -61,7 +61,7 @@ def stored_accuracy(cfg, model_dir) -> float:
     saved file: what a procedure reports as test_accuracy must be this number."""
     import numpy as np
 
-    from procedures._upstream import load_data
+    from procedures._inputs import load_data
     from src.artifacts import load_model
     from src.fit import predict_logits
     data = load_data(cfg)

@@ -11,7 +11,7 @@ from tests.conftest import stored_accuracy
 import tensorflow as tf
 
 from procedures import compute_stats, distill, optimize_dataset, train
-from procedures._upstream import load_data
+from procedures._inputs import load_data
 from src.datafree.taps import ActivationTap
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError

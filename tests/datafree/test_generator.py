@@ -100,7 +100,7 @@ def test_both_methods_run_and_store_their_artifacts(make_cfg, method):
 
 
 def _teacher_network(cfg):
-    from procedures._upstream import build_model, load_data
+    from procedures._inputs import build_model, load_data
     return build_model(cfg.model, load_data(cfg), 0)
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import models
 from procedures import compute_stats, distill, optimize_dataset
-from procedures._upstream import load_data
+from procedures._inputs import load_data
 from src.errors import ConfigError
 from tests.conftest import SMOKE, compose_config
 

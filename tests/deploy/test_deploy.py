@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from procedures import deploy
-from procedures._upstream import load_data
+from procedures._inputs import load_data
 from src.errors import ArtifactError, ConfigError
 from src.runstore import is_done
 from src.schema import validate

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from procedures import hns_train
-from procedures._upstream import data_key, load_data, optimizer_for, upstream_config
+from procedures._inputs import data_key, load_data, optimizer_for
+from procedures._upstream import upstream_config
 from src.hns import pretrain
 from src.runstore import KEY_VERSION, to_plain
 from tests.conftest import compose_config

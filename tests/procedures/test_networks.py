@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from models import app_weights
 from procedures import compute_stats, distill, optimize_dataset, train, tree_distill
-from procedures._upstream import build_model, load_data, network_key, network_name
+from procedures._inputs import build_model, load_data, network_key, network_name
 from src.errors import RunnerError
 from tests.conftest import SMOKE, compose_config
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from procedures import train, tree_distill
-from procedures._upstream import load_data
+from procedures._inputs import load_data
 from src.tree.evaluate import evaluate_tree
 from src.artifacts import load_model
 from src.errors import ArtifactError, ConfigError
