@@ -103,6 +103,28 @@ def to_unit_float(x: Any, scale: float = 255.0) -> np.ndarray:
     return np.divide(x, np.float32(scale), dtype=np.float32)  # one pass: cast, then divide in float32
 
 
+class Rows:
+    """Some rows of an array, read only when indexed: a split of a memory-mapped source
+    stays on disk until its examples are gathered."""
+
+    def __init__(self, array: np.ndarray, positions: np.ndarray):
+        self.array, self.positions = array, np.asarray(positions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.positions), *self.array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.array[self.positions[index]]
+
+
 @dataclass(frozen=True)
 class Raw:
     """What a source returns: a training pool and a test split, before shuffling/limits.
@@ -155,8 +177,36 @@ def split_off_val(x: Any, y: Any, val_split: float, val_count: int | None = None
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
-def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
-    """Shuffle (split_seed), apply train/test limits, carve validation, convert to float32."""
+@dataclass(frozen=True)
+class Plan:
+    """Which examples of a Raw make each split, in order: `assemble` gathers them into
+    memory, datasets/stream.py writes them to the run store a chunk at a time."""
+
+    name: str
+    raw: Raw
+    index: dict[str, np.ndarray]  # split -> positions in its source array
+    labels: dict[str, np.ndarray]  # split -> int64 labels, in the same order
+
+    def source(self, split: str) -> Any:
+        """The array a split's examples are taken from (before `prepare`)."""
+        if split == "test":
+            return self.raw.x_test
+        return self.raw.x_val if split == "val" and self.raw.x_val is not None else self.raw.x_pool
+
+    def count(self, split: str) -> int:
+        return len(self.index[split])
+
+    def prepared(self, split: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Examples start:stop of a split as float32 [0, 1] NHWC."""
+        return self.raw.prepare(self.source(split)[self.index[split][start:stop]])
+
+
+SPLITS = ("train", "val", "test")
+
+
+def plan(name: str, raw: Raw, cfg: Any, val_split: float) -> Plan:
+    """Shuffle (split_seed), apply train/test limits, carve validation: which examples
+    make each split. A one-line error for data that cannot be split so."""
     if not 0.0 <= float(val_split) < 1.0:
         raise DatasetError(f"val_split={val_split!r} must be in [0, 1); fix: use e.g. 0.1, or 0.0 "
                            "for no validation set.")
@@ -177,26 +227,37 @@ def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
                 f"{len(raw.class_names)} classes; fix: check that dataset.name matches the file.")
 
     perm = rng_for(seed, "pool").permutation(len(y_pool))
-    x, y = take_first(raw.x_pool[perm], y_pool[perm], option(cfg, "train_limit"), "train_limit")
+    pool, y = take_first(perm, y_pool[perm], option(cfg, "train_limit"), "train_limit")
     perm = rng_for(seed, "test").permutation(len(y_test))
-    x_test, y_test = take_first(raw.x_test[perm], y_test[perm], option(cfg, "test_limit"),
-                                "test_limit")
+    test, y_test = take_first(perm, y_test[perm], option(cfg, "test_limit"), "test_limit")
     if given_val:  # the source's own validation split: val_count limits it, val_split does not apply
         perm = rng_for(seed, "val").permutation(len(y_given))
-        x_train, y_train = x, y
-        x_val, y_val = take_first(raw.x_val[perm], y_given[perm], option(cfg, "val_count"), "val_count")
+        train, y_train = pool, y
+        val, y_val = take_first(perm, y_given[perm], option(cfg, "val_count"), "val_count")
     else:
-        x_train, y_train, x_val, y_val = split_off_val(x, y, float(val_split), option(cfg, "val_count"))
-    if len(x_train) == 0:
+        train, y_train, val, y_val = split_off_val(pool, y, float(val_split), option(cfg, "val_count"))
+    if len(train) == 0:
         if option(cfg, "val_count") is not None and not given_val:
             raise DatasetError(f"{name}: dataset.val_count={option(cfg, 'val_count')} takes all "
-                               f"{len(x)} training examples; fix: dataset.val_count=null (use "
-                               f"val_split) or a count below {len(x)}.")
+                               f"{len(pool)} training examples; fix: dataset.val_count=null (use "
+                               f"val_split) or a count below {len(pool)}.")
         raise DatasetError(f"{name}: no training examples left after train_limit and "
                            f"val_split={val_split}; fix: raise dataset.train_limit or lower "
                            "val_split.")
-    return Dataset(name=name,
-                   x_train=raw.prepare(x_train), y_train=y_train,
-                   x_val=raw.prepare(x_val), y_val=y_val,
-                   x_test=raw.prepare(x_test), y_test=y_test,
-                   class_names=tuple(str(c) for c in raw.class_names), source=raw.source, facts=dict(raw.facts))
+    return Plan(name, raw, {"train": train, "val": val, "test": test},
+                {"train": y_train, "val": y_val, "test": y_test})
+
+
+def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
+    """The planned splits gathered into memory as float32."""
+    p = plan(name, raw, cfg, val_split)
+    return dataset_of(p, {split: p.prepared(split) for split in SPLITS})
+
+
+def dataset_of(p: Plan, images: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None = None) -> Dataset:
+    """The Dataset of a plan with each split's images (in memory or memory-mapped)."""
+    y = labels or p.labels
+    raw = p.raw
+    return Dataset(name=p.name, x_train=images["train"], y_train=y["train"], x_val=images["val"], y_val=y["val"],
+                   x_test=images["test"], y_test=y["test"], class_names=tuple(str(c) for c in raw.class_names),
+                   source=raw.source, facts=dict(raw.facts))

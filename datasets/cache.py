@@ -4,6 +4,8 @@
                                        classes), found again by the files' names, sizes
                                        and modification times without reading them
     cache/<source>/<name>.npz          decoded arrays (uint8 images), found by content
+    cache/<source>/<name>/<array>.npy  decoded arrays written a part at a time and read
+                                       memory-mapped (an image folder; dataset.stream's splits)
 
 Files are written to a temporary name and renamed; a lock makes parallel jobs that need
 the same entry make it once. Without a store (Cache(None)) nothing is kept.
@@ -16,6 +18,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +91,35 @@ class Cache:
             _replace(path, lambda tmp: np.savez(tmp, **arrays))
             log.info("cached in %s", path)
         return arrays
+
+    def folder(self, source: str, name: str, make: Callable[[Path], Any]) -> dict[str, np.ndarray]:
+        """The arrays of cache/<source>/<name>/, one .npy file each, opened memory-mapped
+        (read-only), so that an entry larger than memory is read a part at a time. When
+        missing, make(folder) writes them (once) into a temporary folder that is renamed
+        when complete. Without a store they live in a temporary folder, unlinked at once
+        (the open maps keep them readable)."""
+        if self.root is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                make(Path(tmp))
+                return _mapped(Path(tmp))
+        path = self.root / source / name
+        with _locked(path):
+            if (path / "COMPLETE").is_file():
+                return _mapped(path)
+            if path.exists():
+                shutil.rmtree(path)
+            tmp = path.with_name(f".tmp-{os.getpid()}-{name}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                tmp.mkdir(parents=True)
+                make(tmp)
+                (tmp / "COMPLETE").touch()
+                os.replace(tmp, path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            log.info("cached in %s", path)
+        return _mapped(path)
+
+
+def _mapped(folder: Path) -> dict[str, np.ndarray]:
+    return {file.stem: np.load(file, mmap_mode="r", allow_pickle=False) for file in sorted(folder.glob("*.npy"))}

@@ -5,7 +5,9 @@
 
 JPEG, PNG, BMP and GIF files, in subfolders too; hidden files and other files are ignored.
 Classes are the class folders in sorted order, or dataset.class_names. The folder is
-decoded once into the run store's cache (datasets/cache.py), keyed by its content.
+decoded once into the run store's cache (datasets/cache.py), keyed by its content,
+one chunk of files at a time into a memory-mapped array, so a folder larger than memory
+decodes.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import images
-from .base import Raw, carve_test, option, split_seed
+from .base import Raw, Rows, carve_test, option, split_seed
 from .cache import Cache, digest
 from .errors import DatasetError
 from .files import existing_path
@@ -150,8 +152,9 @@ def _sizes_error(root: Path, sizes: Counter) -> DatasetError:
                         f"fix: dataset.image_size=[{h},{w}] resizes them all to one size")
 
 
-def _decode(listing: Listing, size: list | None, mode: str) -> dict[str, np.ndarray]:
-    """Every readable file as uint8 (N, H, W, C), and the unreadable ones with the reason."""
+def _decode(listing: Listing, size: list | None, mode: str, folder: Path) -> None:
+    """Every readable file as uint8 (N, H, W, C) into folder/x.npy, written as the files
+    are decoded (never all in memory), and the unreadable ones with the reason."""
     files = [listing.root / rel for rel in listing.files]
     unreadable: dict[int, str] = {}
     colour = mode == "rgb"
@@ -166,27 +169,36 @@ def _decode(listing: Listing, size: list | None, mode: str) -> dict[str, np.ndar
         size = list(next(iter(sizes))) if sizes else [1, 1]
         colour = colour or (mode == "auto" and any(p[2] for p in probes if not isinstance(p, str)))
     todo = [i for i in range(len(files)) if i not in unreadable]
+    channels = 1 if mode == "grayscale" else 3
+    decoded = np.lib.format.open_memmap(folder / "all.npy", "w+", np.uint8, (max(len(todo), 1), *size, channels))
+    read = np.zeros(len(todo), bool)
+
+    def keep(first: int, results: list) -> None:
+        nonlocal colour
+        for offset, result in enumerate(results):
+            if isinstance(result, str):
+                unreadable[todo[first + offset]] = result
+            else:
+                decoded[first + offset] = result[0]
+                read[first + offset] = True
+                colour = colour or (mode == "auto" and result[1])
+
     bar = Progress(f"decoding {listing.root}", len(todo))
-    decoded = images.decode_all([files[i] for i in todo], tuple(size), 1 if mode == "grayscale" else 3, bar.advance)
+    images.decode_all([files[i] for i in todo], tuple(size), channels, bar.advance, deliver=keep)
     seconds = bar.close()
-    kept, pixels = [], []
-    for i, result in zip(todo, decoded):
-        if isinstance(result, str):
-            unreadable[i] = result
-        else:
-            kept.append(i)
-            pixels.append(result[0])
-            colour = colour or (mode == "auto" and result[1])
-    channels = 3 if colour else 1
-    x = np.stack(pixels) if pixels else np.zeros((0, *size, channels), np.uint8)
-    if x.shape[-1] != channels:  # auto found no colour: the grey images were decoded as RGB
-        x = np.ascontiguousarray(x[..., :1])
+    kept = np.flatnonzero(read)
+    keep_channels = 3 if colour else 1  # auto found no colour: the grey images were decoded as RGB
+    x = np.lib.format.open_memmap(folder / "x.npy", "w+", np.uint8, (len(kept), *size, keep_channels))
+    for start in range(0, len(kept), images.CHUNK * 16):
+        x[start:start + images.CHUNK * 16] = decoded[kept[start:start + images.CHUNK * 16], ..., :keep_channels]
+    x.flush()
+    (folder / "all.npy").unlink()  # the open map stays readable until the function returns
     log.info("decoded %d images of %s in %.1f s (%.0f files/s)", len(kept), listing.root, seconds,
              len(todo) / max(seconds, 1e-9))
     order = sorted(unreadable)
-    return {"x": x, "files": np.array([listing.files[i] for i in kept], dtype=str),
-            "unreadable": np.array([listing.files[i] for i in order], dtype=str),
-            "reasons": np.array([unreadable[i] for i in order], dtype=str)}
+    np.save(folder / "files.npy", np.array([listing.files[todo[i]] for i in kept], dtype=str))
+    np.save(folder / "unreadable.npy", np.array([listing.files[i] for i in order], dtype=str))
+    np.save(folder / "reasons.npy", np.array([unreadable[i] for i in order], dtype=str))
 
 
 def _refuse_unreadable(root: Path, decoded: dict, total: int) -> None:
@@ -204,8 +216,8 @@ def load(cfg: Any, cache: Cache) -> Raw:
     size = option(cfg, "image_size")
     size = [int(s) for s in size] if size is not None else None
     mode = str(option(cfg, "color_mode", "auto"))
-    decoded = cache.arrays("folder", f"{fingerprint}-{digest(size, mode)[:10]}",
-                           lambda: _decode(listing, size, mode))
+    decoded = cache.folder("folder", f"{fingerprint}-{digest(size, mode)[:10]}",
+                           lambda folder: _decode(listing, size, mode, folder))
     skipped = len(decoded["unreadable"])
     if skipped and not option(cfg, "skip_unreadable", False):
         _refuse_unreadable(listing.root, decoded, len(listing.files))
@@ -222,7 +234,8 @@ def load(cfg: Any, cache: Cache) -> Raw:
         parts = np.where(carve_test(y, float(option(cfg, "test_fraction", 0.2)), split_seed(cfg)), "test", "train")
     split = {part: parts == part for part in PARTS}
     has_val = "val" in listing.parts
-    return Raw(x[split["train"]], y[split["train"]], x[split["test"]], y[split["test"]], listing.class_names,
+    rows = {part: Rows(x, np.flatnonzero(mask)) for part, mask in split.items()}  # read when gathered
+    return Raw(rows["train"], y[split["train"]], rows["test"], y[split["test"]], listing.class_names,
                source=f"image folder {listing.root}",
-               x_val=x[split["val"]] if has_val else None, y_val=y[split["val"]] if has_val else None,
+               x_val=rows["val"] if has_val else None, y_val=y[split["val"]] if has_val else None,
                facts={"skipped_unreadable": skipped})

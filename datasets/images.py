@@ -117,28 +117,37 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def map_files(task: Callable[..., list], files: Sequence[str], *args: Any,
-              advance: Callable[[int], None] = lambda n: None) -> list:
-    """task(chunk, *args) over chunks of files, in order. The first chunk runs here and
-    times the work; the rest runs on every core when that pays (workers_for)."""
+              advance: Callable[[int], None] = lambda n: None,
+              deliver: Callable[[int, list], None] | None = None) -> list:
+    """task(chunk, *args) over chunks of files. The first chunk runs here and times the
+    work; the rest runs on every core when that pays (workers_for). Every chunk's results
+    go to deliver(first file's position, results) as they come (then nothing is kept and
+    [] is returned), or are returned in order."""
     chunks = [list(files[i:i + CHUNK]) for i in range(0, len(files), CHUNK)]
     if not chunks:
         return []
+    results: list[list] = [[] for _ in chunks]
+
+    def done(i: int, items: list) -> None:
+        if deliver is None:
+            results[i] = items
+        else:
+            deliver(i * CHUNK, items)
+        advance(len(chunks[i]))
+
     started = time.perf_counter()
-    results: list[list] = [task(chunks[0], *args)] + [[] for _ in chunks[1:]]
-    advance(len(chunks[0]))
+    done(0, task(chunks[0], *args))
     per_file = (time.perf_counter() - started) / len(chunks[0])
     workers = workers_for(per_file * (len(files) - len(chunks[0])))
     log.debug("%d files: %.2f ms each, %d processes", len(files), 1000 * per_file, workers)
     if workers == 1:
         for i, chunk in enumerate(chunks[1:], start=1):
-            results[i] = task(chunk, *args)
-            advance(len(chunk))
+            done(i, task(chunk, *args))
     else:
         with _pool(workers) as pool:
             pending = {pool.submit(task, chunk, *args): i for i, chunk in enumerate(chunks) if i}
-            for done in as_completed(pending):
-                results[pending[done]] = done.result()
-                advance(len(chunks[pending[done]]))
+            for finished in as_completed(pending):
+                done(pending[finished], finished.result())
     return [item for chunk in results for item in chunk]
 
 
@@ -147,5 +156,6 @@ def probe_all(files: Sequence[Path], advance: Callable[[int], None] = lambda n: 
 
 
 def decode_all(files: Sequence[Path], size: tuple[int, int], channels: int,
-               advance: Callable[[int], None] = lambda n: None) -> list:
-    return map_files(_decode_chunk, [str(f) for f in files], size, channels, advance=advance)
+               advance: Callable[[int], None] = lambda n: None,
+               deliver: Callable[[int, list], None] | None = None) -> list:
+    return map_files(_decode_chunk, [str(f) for f in files], size, channels, advance=advance, deliver=deliver)

@@ -162,8 +162,9 @@ def test_identity_is_the_content_not_the_path(photos, tmp_path):
 def test_a_folder_is_decoded_once_into_the_store(photos, tmp_path, monkeypatch):
     store = tmp_path / "runs"
     first = load(photos, store=store)
-    cached = list((store / "cache" / "folder").glob("*.npz"))
+    cached = list((store / "cache" / "folder").glob("*/COMPLETE"))
     assert len(cached) == 1 and not list(store.rglob(".tmp-*"))
+    assert isinstance(np.load(cached[0].parent / "x.npy", mmap_mode="r"), np.memmap)
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
