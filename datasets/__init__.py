@@ -15,8 +15,8 @@ from typing import Any
 
 from src.schema.core import USER_DATA
 
-from . import cifar, digits, fashion_mnist, folder, mnist, mnist_sample, npz, reconstructed, synthetic, tfds
-from .base import Dataset, Raw, assemble, option
+from . import cifar, digits, fashion_mnist, folder, mnist, mnist_sample, npz, reconstructed, stream, synthetic, tfds
+from .base import SPLITS, Dataset, Raw, dataset_of, option, plan
 from .cache import Cache
 from .errors import DatasetError
 
@@ -64,14 +64,19 @@ def identity(cfg: Any, store: str | Path | None = None) -> dict:
     name, plain = _name(cfg), _plain(cfg)
     user_only = {k for keys in USER_DATA.values() for k in keys} - {"path"}
     if name not in _USER:
-        return {k: v for k, v in plain.items() if k not in user_only}
+        return {k: v for k, v in plain.items() if k not in user_only and k not in stream.HOW_HELD}
     settings = {k: plain.get(k) for k in (*COMMON, *USER_DATA[name]) if k not in WHERE}
     return {**settings, **_USER[name].content(cfg, Cache(store))}
 
 
 def load(cfg: Any, val_split: float, store: str | Path | None = None) -> Dataset:
     """Load `cfg.name` (default mnist_sample); validation is the last val_split of the pool
-    unless the data brings its own. A user's files are cached in the run store `store`."""
+    unless the data brings its own. A user's files are cached in the run store `store`.
+    Streamed (dataset.stream, datasets/stream.py), the splits are memory-mapped from the
+    store; else they are float32 arrays in memory."""
     name = _name(cfg)
     raw = _USER[name].load(cfg, Cache(store)) if name in _USER else _SOURCES[name](cfg)
-    return assemble(name, raw, cfg, val_split)
+    planned = plan(name, raw, cfg, val_split)
+    if stream.wanted(cfg, planned, store is not None):
+        return stream.streamed(planned, identity(cfg, store), val_split, store)
+    return dataset_of(planned, {split: planned.prepared(split) for split in SPLITS})

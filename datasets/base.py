@@ -53,7 +53,7 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------------------
-# Shared helpers: every source hands a `Raw` to `assemble`, which applies the one
+# Shared helpers: every source hands a `Raw` to `plan`, which applies the one
 # shuffle / limit / validation-split policy so all sources behave the same way.
 # --------------------------------------------------------------------------------------
 def option(cfg: Any, key: str, default: Any = None) -> Any:
@@ -179,8 +179,8 @@ def split_off_val(x: Any, y: Any, val_split: float, val_count: int | None = None
 
 @dataclass(frozen=True)
 class Plan:
-    """Which examples of a Raw make each split, in order: `assemble` gathers them into
-    memory, datasets/stream.py writes them to the run store a chunk at a time."""
+    """Which examples of a Raw make each split, in order: datasets.load gathers them into
+    memory, or datasets/stream.py writes them to the run store a chunk at a time."""
 
     name: str
     raw: Raw
@@ -246,12 +246,6 @@ def plan(name: str, raw: Raw, cfg: Any, val_split: float) -> Plan:
                            "val_split.")
     return Plan(name, raw, {"train": train, "val": val, "test": test},
                 {"train": y_train, "val": y_val, "test": y_test})
-
-
-def assemble(name: str, raw: Raw, cfg: Any, val_split: float) -> Dataset:
-    """The planned splits gathered into memory as float32."""
-    p = plan(name, raw, cfg, val_split)
-    return dataset_of(p, {split: p.prepared(split) for split in SPLITS})
 
 
 def dataset_of(p: Plan, images: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None = None) -> Dataset:

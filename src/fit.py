@@ -5,10 +5,12 @@ batches and runs the compiled steps, and hands each chunk of steps to the engine
 loop (src/loop.py: progress bar, history.csv, TensorBoard, checkpoints and resume, NaN/Inf
 detection); it keeps early stopping on the validation split.
 
-Why not `Model.fit`: the data sets here fit in memory, so the loop keeps them as tensors
-and gathers each batch by index inside one compiled function that runs many steps per
-call. That removes the per-step Python, callback and iterator overhead that dominates
-small models on a CPU (bench/train_throughput.py measures it against plain Keras fit).
+Why not `Model.fit`: a data set that fits in memory is kept as tensors, and each batch is
+gathered by index inside one compiled function that runs many steps per call. That
+removes the per-step Python, callback and iterator overhead that dominates small models
+on a CPU (bench/train_throughput.py measures it against plain Keras fit). A streamed
+split (memory-mapped, dataset.stream) feeds the same compiled function one chunk of
+batches at a time, read ahead by tf.data (src/streamed.py; bench/stream_throughput.py).
 
 Loss function contract: `loss_fn(batch: dict[str, Tensor], training: bool) -> dict`
 of scalar tensors with at least "loss" (the mean over the batch, the value that is
@@ -40,6 +42,7 @@ from src.errors import ConfigError
 from src.loop import EpochLoop
 from src.optim import steps_per_epoch
 from src.runstore import Run
+from src.streamed import ChunkStream, epoch_order, is_streamed, upcast
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +67,17 @@ EVAL_BATCH = 1024
 
 
 def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
-    return {name: tf.convert_to_tensor(value) for name, value in arrays.items()}
+    return {name: tf.convert_to_tensor(upcast(value) if isinstance(value, np.ndarray) else value)
+            for name, value in arrays.items()}
 
 
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """A model's float32 outputs on x in inference mode (dropout off), [len(x), outputs]."""
+    """A model's float32 outputs on x in inference mode (dropout off), [len(x), outputs];
+    a memory-mapped x is read one batch at a time."""
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), "float32")
+    if is_streamed(x):
+        return batched(model.predict_on_batch, x, batch_size).astype("float32")
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
 
 
@@ -89,6 +96,7 @@ class FitResult:
     stopped_early: bool = False
     resumed_from: int = 0
     seconds: float = 0.0  # wall time of this call (the epochs it ran, not the resumed ones)
+    streamed_rows: int | None = None  # streamed: training examples this process read (a worker: its share)
 
     @property
     def final(self) -> dict:
@@ -128,20 +136,19 @@ class Evaluator:
         """One eager call on two examples: learns the metric names and fails early, with
         the model's own message, when shapes do not fit."""
         if self.metric_names is None:
-            probe = {name: value[:2] for name, value in data.items()}
+            probe = to_tensors({name: value[:2] for name, value in data.items()})
             self.metric_names = sorted(self.loss_fn(probe, False))
 
     def evaluate(self, arrays: dict[str, np.ndarray], batch_size: int = EVAL_BATCH) -> dict[str, float]:
-        """Mean of every metric over all examples (no dropout, no example dropped)."""
-        data = to_tensors(arrays)
-        self._discover_metrics(data)
-        step = self._compiled_for(data)
-        n = int(next(iter(data.values())).shape[0])
+        """Mean of every metric over all examples (no dropout, no example dropped), one
+        batch taken from the arrays at a time (a memory-mapped split stays on disk)."""
+        n = int(next(iter(arrays.values())).shape[0])
+        self._discover_metrics(to_tensors({name: value[:2] for name, value in arrays.items()}))
         totals = dict.fromkeys(self.metric_names, 0.0)
         for start in range(0, n, batch_size):
-            batch = {name: value[start:start + batch_size] for name, value in data.items()}
+            batch = to_tensors({name: value[start:start + batch_size] for name, value in arrays.items()})
             size = int(next(iter(batch.values())).shape[0])
-            out = step(batch)
+            out = self._compiled_for(batch)(batch)
             for name in totals:
                 totals[name] += float(out[name]) * size
         return {name: total / max(n, 1) for name, total in totals.items()}
@@ -178,6 +185,16 @@ class Fitter(Evaluator):
     @property
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """(this worker, workers) of a multi-worker run; (0, 1) on one machine."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+        chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
+        if chiefs + workers <= 1:
+            return 0, 1
+        return (0 if resolver.task_type == "chief" else chiefs + resolver.task_id), chiefs + workers
 
     # ---- compiled parts -------------------------------------------------------------
     def _apply(self, batch: dict, divisor: int = 1) -> dict:
@@ -239,7 +256,8 @@ class Fitter(Evaluator):
         a loss whose scale changes over epochs (a warm-up).
         """
         started = time.perf_counter()
-        data = to_tensors(train)
+        streamed = any(is_streamed(value) for value in train.values())
+        data = train if streamed else to_tensors(train)
         self._discover_metrics(data)
         if "loss" not in self.metric_names:
             raise ValueError("a Fitter's loss_fn must return a dict with a 'loss' entry (the value it differentiates)")
@@ -256,12 +274,14 @@ class Fitter(Evaluator):
         result = FitResult(history=loop.restore(), resumed_from=state.epoch)
 
         orders: dict[int, np.ndarray] = {}
+        stream = ChunkStream(train, batch_size, seed, self.shard) if streamed else None
 
         def run_chunk(epoch: int, start: int, count: int) -> dict:
+            if stream is not None:  # this chunk's rows, read from the maps ahead of time
+                return self._train_chunk(*stream.chunk(epoch, start, count, steps))
             if epoch not in orders:  # this epoch's batches, as [steps, batch] indices
                 orders.clear()
-                order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
-                orders[epoch] = order.reshape(steps, batch_size).astype(np.int32)
+                orders[epoch] = epoch_order(n, steps, batch_size, seed, epoch)
             return self._train_chunk(data, tf.constant(orders[epoch][start:start + count]))
 
         def end_epoch(epoch: int, row: dict) -> dict:
@@ -281,4 +301,7 @@ class Fitter(Evaluator):
         if early_stopping and has_val:
             result.best_epoch = state.restore_best()
         result.seconds = time.perf_counter() - started
+        if stream is not None:
+            result.streamed_rows = stream.rows_read
+            log.info("streamed %d training examples from disk (worker %d of %d)", stream.rows_read, *self.shard)
         return result

@@ -29,7 +29,8 @@ MIXUP_PER = ("example", "batch")  # what one mixup draw covers (src/augment.py M
 REPORT_FORMATS = ("markdown", "csv")
 LOGGERS = ("tensorboard", "csv", "mlflow", "wandb", "none")
 WANDB_MODES = ("online", "offline")
-COLOR_MODES = ("auto", "grayscale", "rgb")  # dataset.color_mode; auto = rgb when any image has colour
+COLOR_MODES = ("auto", "grayscale", "rgb")
+STREAM_CHOICES = ("auto", "true", "false")  # dataset.stream (docs/data.md#data-bigger-than-memory)  # dataset.color_mode; auto = rgb when any image has colour
 # A user's own data (docs/data.md): each source and the dataset.* settings only it reads.
 USER_DATA = {"folder": ("path", "image_size", "color_mode", "class_names", "test_fraction", "skip_unreadable"),
              "npz": ("path", "test_fraction"),
@@ -39,7 +40,8 @@ DROPOUT_KEYS = ("dropout", "input_dropout")  # ModelConfig's optional rate overr
 CHOICES = {"jit_compile": JIT_CHOICES, "precision": PRECISIONS, "distribute": DISTRIBUTE, "augment": AUGMENT,
            "mixup_per": MIXUP_PER, "train.optimizer": OPTIMIZERS, "train.lr_schedule": LR_SCHEDULES,
            "model.init": MODEL_INITS + FILE_INITS, "report.format": REPORT_FORMATS,
-           "logger": LOGGERS, "dataset.color_mode": COLOR_MODES}  # key -> its allowed values (main.py --help)
+           "logger": LOGGERS, "dataset.color_mode": COLOR_MODES,
+           "dataset.stream": STREAM_CHOICES}  # key -> its allowed values (main.py --help)
 
 
 def validation_twin(metric: str, test_figures: tuple[str, ...]) -> str | None:
@@ -153,6 +155,8 @@ class DatasetConfig:
     skip_unreadable: bool = False  # folder: skip unreadable or empty files (counted in metrics) instead of refusing
     tfds_name: Optional[str] = None  # tfds: a data set prepared on disk, e.g. mnist or my_set/config:1.0.0
     data_dir: Optional[str] = None  # tfds: the folder it was prepared in (null: tfds' default, ~/tensorflow_datasets)
+    stream: str = "auto"  # true: splits memory-mapped from the run store; auto: when over memory_budget; false
+    memory_budget: Optional[str] = None  # the decoded size auto streams above: bytes, 512MB, 2GiB; null = 1/4 of RAM
 
 
 @dataclass
@@ -292,6 +296,7 @@ def check_mlflow(logger) -> None:
 def check_dataset(d) -> None:
     """A user's data names its files; its settings are in range and read by its source."""
     require_choice(d.color_mode, COLOR_MODES, "dataset.color_mode")
+    require_choice(str(d.stream).lower(), STREAM_CHOICES, "dataset.stream")
     require(0.0 < d.test_fraction < 1.0, f"dataset.test_fraction={d.test_fraction}: the share of each class carved "
                                          "as the test split, in (0, 1) (e.g. 0.2)")
     size = list(d.image_size) if d.image_size is not None else None

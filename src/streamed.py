@@ -1,0 +1,108 @@
+"""Training batches gathered from memory-mapped arrays (dataset.stream, datasets/stream.py),
+for the Fitter.
+
+The in-memory path keeps the whole split as tensors and gathers each batch inside the
+compiled steps. Streamed, each chunk of steps (the loop's STEPS_PER_CALL) is gathered
+from the maps instead: the same epoch permutation (seeded by seed and epoch), so the
+same batches, in the same order; the chunk's rows become the compiled function's data
+and its batches index into them. tf.data reads the chunks ahead on parallel threads and
+prefetches them while the current chunk trains, so the process holds a few chunks, not
+the split.
+
+Sharded (several workers of one multi-worker run), a worker gathers only the rows of its
+own replicas' slices of every batch; the other slices point at row 0, which its replicas
+never read.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from src.loop import STEPS_PER_CALL
+
+PREFETCH = 2  # chunks read ahead of the one training
+
+
+def is_streamed(array) -> bool:
+    """True for an array that lives on disk (a memory map), which is read a chunk at a time."""
+    return isinstance(array, np.memmap)
+
+
+def upcast(array: np.ndarray) -> np.ndarray:
+    """float16 (stored teacher outputs) as float32, the dtype every loss computes in."""
+    return array.astype(np.float32) if array.dtype == np.float16 else np.asarray(array)
+
+
+def epoch_order(n: int, steps: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """This epoch's batches as [steps, batch] example positions: a fresh permutation per
+    epoch and seed, the incomplete last batch dropped (the in-memory path's order too)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
+    return order.reshape(steps, batch_size).astype(np.int32)
+
+
+class ChunkStream:
+    """One epoch's chunks of batches, each gathered from the arrays and read ahead."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)):
+        """shard = (this worker, workers): the worker reads the rows of its replicas'
+        slices of every batch only (the workers have equal numbers of replicas)."""
+        self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
+        self.worker, self.workers = shard
+        self.rows_read = 0  # examples gathered by this process (a sharded worker reads its share)
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._chunks: Iterator | None = None
+        self._names = list(arrays)
+
+    def columns(self) -> np.ndarray:
+        """Which positions of a batch this worker reads: its replicas' contiguous slices."""
+        per_worker = self.batch_size // self.workers
+        mine = np.zeros(self.batch_size, bool)
+        mine[self.worker * per_worker:(self.worker + 1) * per_worker] = True
+        return mine
+
+    def _gather(self, batches: np.ndarray) -> tuple:
+        """The rows of a [count, batch] block of positions (this worker's share), in the
+        order read from the maps (sorted: near rows lie near on disk), and the block
+        rewritten to index them."""
+        mine = self.columns()
+        wanted = batches[:, mine].ravel()
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        rows = {name: upcast(np.asarray(array[unique])) for name, array in self.arrays.items()}
+        local = np.zeros_like(batches)
+        local[:, mine] = inverse.reshape(len(batches), -1)
+        with self._lock:
+            self.rows_read += len(wanted)
+        return (*(rows[name] for name in self.arrays), local)
+
+    def _start(self, epoch: int, steps: int) -> None:
+        n = len(next(iter(self.arrays.values())))
+        order = epoch_order(n, steps, self.batch_size, self.seed, epoch)
+        starts = list(range(0, steps, STEPS_PER_CALL))
+        arrays = [self.arrays[name] for name in self._names]
+        dtypes = [tf.as_dtype(upcast(array[:0]).dtype) for array in arrays] + [tf.int32]
+        shapes = [[None, *array.shape[1:]] for array in arrays] + [[None, self.batch_size]]
+
+        def read(start):
+            begin = int(start)
+            return self._gather(order[begin:begin + STEPS_PER_CALL])
+
+        def load(start):
+            parts = tf.numpy_function(read, [start], dtypes, stateful=False)
+            return tuple(tf.ensure_shape(part, shape) for part, shape in zip(parts, shapes))
+
+        pipeline = (tf.data.Dataset.from_tensor_slices(np.asarray(starts, np.int64))
+                    .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                    .prefetch(PREFETCH))
+        self._epoch, self._chunks = epoch, iter(pipeline)
+
+    def chunk(self, epoch: int, start: int, count: int, steps: int) -> tuple[dict, tf.Tensor]:
+        """(data, indices) for the compiled steps start..start+count of `epoch`."""
+        if epoch != self._epoch or start == 0:
+            self._start(epoch, steps)
+        *parts, local = next(self._chunks)
+        data = dict(zip(self._names, parts))
+        return data, local[:count]
