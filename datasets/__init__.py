@@ -69,14 +69,17 @@ def identity(cfg: Any, store: str | Path | None = None) -> dict:
     return {**settings, **_USER[name].content(cfg, Cache(store))}
 
 
-def load(cfg: Any, val_split: float, store: str | Path | None = None) -> Dataset:
+def load(cfg: Any, val_split: float, store: str | Path | None = None, in_memory_for: str | None = None) -> Dataset:
     """Load `cfg.name` (default mnist_sample); validation is the last val_split of the pool
     unless the data brings its own. A user's files are cached in the run store `store`.
     Streamed (dataset.stream, datasets/stream.py), the splits are memory-mapped from the
-    store; else they are float32 arrays in memory."""
+    store; else they are float32 arrays in memory. `in_memory_for` names a procedure that
+    cannot stream: data that would stream is refused for it, before any is written."""
     name = _name(cfg)
     raw = _USER[name].load(cfg, Cache(store)) if name in _USER else _SOURCES[name](cfg)
     planned = plan(name, raw, cfg, val_split)
     if stream.wanted(cfg, planned, store is not None):
+        if in_memory_for:
+            raise stream.refuse(cfg, planned, in_memory_for)
         return stream.streamed(planned, identity(cfg, store), val_split, store)
     return dataset_of(planned, {split: planned.prepared(split) for split in SPLITS})

@@ -81,6 +81,18 @@ def wanted(cfg: Any, plan: Plan, has_store: bool) -> bool:
     return choice == "true" or decoded_bytes(plan) > budget_bytes(option(cfg, "memory_budget"))
 
 
+def refuse(cfg: Any, plan: Plan, procedure: str) -> DatasetError:
+    """The one-line error of a procedure that holds its data in memory, on data that streams."""
+    if mode(cfg) == "true":
+        why = "dataset.stream=true"
+    else:
+        why = (f"the decoded splits ({decoded_bytes(plan) / 1e6:.0f} MB) exceed dataset.memory_budget "
+               f"({budget_bytes(option(cfg, 'memory_budget')) / 1e6:.0f} MB)")
+    return DatasetError(f"procedure={procedure} holds the whole data set in memory and cannot stream it, but {why}; "
+                        "fix: dataset.stream=false with dataset.memory_budget raised to what this machine holds, "
+                        "or fewer examples (dataset.train_limit)")
+
+
 def streamed(plan: Plan, identity: dict, val_split: float, store: str | Path) -> Dataset:
     """The plan's splits as memory-mapped float32 arrays in the store's cache, written the
     first time (a chunk at a time), found again by the data's identity after that."""

@@ -24,6 +24,9 @@ from src.schema.core import FACTORY, KERAS_APP, network_kind
 log = logging.getLogger(__name__)
 
 _loaded: dict[str, datasets.Dataset] = {}
+# The procedures that read their data a batch at a time, so that it may stream from the
+# store (dataset.stream, docs/data.md#data-bigger-than-memory); the others refuse it.
+STREAMING = ("train", "distill", "evaluate", "deploy", "suite")
 
 
 def data_key(cfg: DictConfig) -> dict:
@@ -34,10 +37,14 @@ def data_key(cfg: DictConfig) -> dict:
 def load_data(cfg: DictConfig) -> datasets.Dataset:
     """The dataset of cfg, loaded once per process (a distill run and the train runs it
     starts share it); what the runs on it record about it goes into their metrics."""
-    key = json.dumps([data_key(cfg), cfg.train.val_split], sort_keys=True)
+    key = json.dumps([data_key(cfg), cfg.train.val_split, str(cfg.dataset.stream), cfg.dataset.memory_budget,
+                      cfg.procedure.name in STREAMING],
+                     sort_keys=True)
+    procedure = cfg.procedure.name
     if key not in _loaded:
         _loaded.clear()  # keep at most one data set in memory
-        _loaded[key] = datasets.load(cfg.dataset, val_split=cfg.train.val_split, store=cfg.paths.runs)
+        _loaded[key] = datasets.load(cfg.dataset, val_split=cfg.train.val_split, store=cfg.paths.runs,
+                                     in_memory_for=None if procedure in STREAMING else procedure)
     data = _loaded[key]
     note_data(data.facts)
     log.info("dataset %s: %d train / %d val / %d test, input %s, %d classes (%s)", data.name,

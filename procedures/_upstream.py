@@ -5,7 +5,8 @@ data and fresh networks come from procedures/_inputs.py.
 - upstream runs: `upstream_config` (the upstream config), `upstream_run` (its finished
   run, produced first when missing and auto_prereqs=true), `baseline_run` plus
   `paired_gain` (the `<name>_gain` convention);
-- trained models: `upstream_teacher` (model, source, identity, label), `trained_model`,
+- trained models: `upstream_teacher` (model, source, identity, label), its logits kept in
+  the store for reuse (`stored_teacher_outputs`), `trained_model`,
   `model_identity` (what keys a model without loading it), `check_model_path` (a path a
   user gave, refused before any work when missing, unfinished or made on other data),
   `teacher_architecture` (the network whose layer names a setting is checked against);
@@ -18,19 +19,23 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 import keras
+import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import datasets
-from procedures._inputs import build_model, network_name
+from datasets.cache import Cache, digest
+from procedures._inputs import build_model, data_key, network_name
 from models.factory import load_module
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
+from src.fit import EVAL_BATCH
 from src.runstore import Run, file_digest, read_json
 from src.schema.core import FACTORY, network_kind
 
@@ -195,6 +200,31 @@ def upstream_teacher(cfg: DictConfig, data: datasets.Dataset) -> Teacher:
     the store's train run of cfg.model, trained first when missing."""
     model, source = trained_model(cfg, data, cfg.teacher.path, "teacher")
     return Teacher(model, source, model_identity(cfg, cfg.teacher.path), model_display(cfg, cfg.teacher.path))
+
+
+TEACHER_PASSES: Counter = Counter()  # examples the teacher was run on in this process, by split
+OUTPUT_SPLITS = ("train", "val", "test")
+
+
+def stored_teacher_outputs(cfg: DictConfig, teacher: Teacher, data: datasets.Dataset) -> dict[str, np.ndarray]:
+    """The teacher's logits on the train, validation and test splits, memory-mapped from
+    the store (cache/teacher_outputs/<key>/), keyed by the teacher and the data's identity
+    and written once (in teacher.outputs: float16, or float32), a batch at a time: every
+    student, baseline and sweep job on this teacher and data reads them."""
+    dtype = cfg.teacher.outputs
+    key = digest(teacher.identity, data_key(cfg), cfg.train.val_split, dtype)
+
+    def write(folder: Path) -> None:
+        for split in OUTPUT_SPLITS:
+            x = getattr(data, f"x_{split}")
+            out = np.lib.format.open_memmap(folder / f"{split}.npy", "w+", dtype, (len(x), teacher.model.output_shape[-1]))
+            for start in range(0, len(x), EVAL_BATCH):
+                out[start:start + EVAL_BATCH] = np.asarray(teacher.model.predict_on_batch(x[start:start + EVAL_BATCH]))
+            out.flush()
+            TEACHER_PASSES[split] += len(x)
+        log.info("the teacher's outputs on %s (%s) are stored for reuse", data.name, dtype)
+
+    return Cache(cfg.paths.runs).folder("teacher_outputs", key, write)
 
 
 def teacher_architecture(cfg: DictConfig, data: datasets.Dataset) -> keras.Model:

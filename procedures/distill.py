@@ -23,7 +23,7 @@ import datasets
 from procedures._inputs import build_model, data_key, load_data, network_key, network_name, optimizer_for
 from procedures._upstream import (Teacher, baseline_run, model_identity, model_label, paired_gain,
                                   teacher_architecture, teacher_row, upstream, upstream_config, upstream_run,
-                                  upstream_teacher)
+                                  stored_teacher_outputs, upstream_teacher)
 from src import runtime
 from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key
@@ -44,7 +44,7 @@ REPORT = {"distill": {
     "settings": ["model.name", "student.name", "distill.method", "distill.temperature", "distill.ce_weight",
                  "distill.kd_weight", "distill.data"],
     "metrics": ["val_accuracy", "val_kd_gain", "test_accuracy", "teacher_test_accuracy", "scratch_test_accuracy",
-                "kd_gain", "agreement", "gap_recovered"]}}
+                "kd_gain", "agreement", "gap_recovered", "teacher_outputs"]}}
 
 
 def artifact(cfg: DictConfig) -> Run:
@@ -52,6 +52,8 @@ def artifact(cfg: DictConfig) -> Run:
            "train": cfg.train,
            "distill": loss_key(cfg.distill), "seed": cfg.seed, "precision": cfg.precision,
            "teacher": model_identity(cfg, cfg.teacher.path), "augment": augment_key(cfg)}
+    if _stores_outputs(cfg):  # the teacher's logits read from the store, rounded to teacher.outputs
+        key["teacher_outputs"] = cfg.teacher.outputs
     if cfg.distill.quantize != "none":  # a quantisation-aware student is another student
         key["quantize"] = cfg.distill.quantize
     if cfg.distill.data == "reconstructed":
@@ -164,17 +166,32 @@ def _training_data(cfg: DictConfig, data: datasets.Dataset) -> tuple[dict, dict,
     return fake.train, fake.val, source
 
 
+def _caches_teacher(cfg: DictConfig) -> bool:
+    """The teacher's logits are computed once, not at every step: no augmentation or mixup
+    changes the inputs, and the loss reads logits only."""
+    return cfg.distill.cache_teacher and cfg.augment == "none" and cfg.distill.method not in FEATURE_METHODS
+
+
+def _stores_outputs(cfg: DictConfig) -> bool:
+    """Cached logits on the real splits come from the store (shared by every student)."""
+    return _caches_teacher(cfg) and cfg.distill.data == "dataset"
+
+
 def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dict:
     kd = cfg.distill
     train, val, source = _training_data(cfg, data)
     augment = augment_for(cfg)
-    cached = kd.cache_teacher and augment is None and kd.method not in FEATURE_METHODS
-    if cached:
+    cached = _caches_teacher(cfg)
+    stored = stored_teacher_outputs(cfg, teacher, data) if _stores_outputs(cfg) else None
+    if stored is not None:
+        train, val = {**train, "teacher_logits": stored["train"]}, {**val, "teacher_logits": stored["val"]}
+    elif cached:
         train, val = with_teacher_logits(teacher.model, train), with_teacher_logits(teacher.model, val)
+    how = f"stored ({cfg.teacher.outputs})" if stored is not None else "cached" if cached else \
+        "computed per step" + (f" (augment={cfg.augment})" if augment else "")
     log.info("distill %s -> %s on %s (%s%s, T=%g, ce_weight=%g, kd_weight=%g, teacher logits %s)", teacher.label,
              network_name(cfg.student), source, kd.method, " on standardised logits" if kd.standardize else "",
-             kd.temperature, kd.ce_weight, kd.kd_weight,
-             "cached" if cached else "computed per step" + (f" (augment={cfg.augment})" if augment else ""))
+             kd.temperature, kd.ce_weight, kd.kd_weight, how)
     student = build_model(cfg.student, data, cfg.seed, "student")
     optimizer = optimizer_for(cfg, len(train["x"]))
     steps = steps_per_epoch(len(train["x"]), cfg.train.batch_size, cfg.train.max_steps)
@@ -190,13 +207,15 @@ def _distill(cfg, out: Run, data, teacher: Teacher, scratch: dict | None) -> dic
                         val=val, early_stopping=cfg.train.early_stopping, max_steps=cfg.train.max_steps,
                         monitor="accuracy" if kd.method == "dkd" else "loss")  # DKD's loss grows in its warm-up
     out.save_model(student)
-    test = with_teacher_logits(teacher.model, data.test)
+    test = {**data.test, "teacher_logits": stored["test"]} if stored is not None else \
+        with_teacher_logits(teacher.model, data.test)
     held_out = split_metrics(student, with_teacher_logits(teacher.model, val), "val") if len(val["x"]) else {}
     metrics = {**split_metrics(student, test, "test"), "teacher_source": teacher.source,
                "val_accuracy": held_out.get("val_accuracy"), "val_agreement": held_out.get("val_agreement"),
                "teacher_val_accuracy": held_out.get("teacher_val_accuracy"),
                "epochs": result.epochs_run, "best_epoch": result.best_epoch, "train_seconds": result.seconds,
                "resumed_from_epoch": result.resumed_from, "train_examples": len(train["x"]),
+               "teacher_outputs": how, "streamed": result.streamed_rows is not None,
                "student_params": int(student.count_params()), "teacher_params": int(teacher.model.count_params())}
     if scratch is not None:
         _add_scratch(metrics, scratch, test, same_validation=kd.data == "dataset")

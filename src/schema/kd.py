@@ -21,6 +21,7 @@ class TeacherConfig:
     path: Optional[str] = None  # a run folder or any .keras file; else the run store
     epochs: Optional[int] = None  # train the teacher this long (null = train.epochs, like the student)
     augment: Optional[str] = None  # train the teacher with this augmentation (null = augment, like the student)
+    outputs: str = "float16"  # its logits kept in the store for every student: float16 or float32
 
 
 @dataclass
@@ -73,6 +74,7 @@ def check(cfg) -> None:
             f"teacher.epochs={cfg.teacher.epochs}: at least 1, or null to train the teacher for train.epochs")
     if cfg.teacher.augment is not None:
         require_choice(cfg.teacher.augment, AUGMENT, "teacher.augment")
+    require_choice(cfg.teacher.outputs, ("float16", "float32"), "teacher.outputs")
     kd = cfg.distill
     require(kd.temperature > 0, f"distill.temperature={kd.temperature}: must be > 0 (Hinton et al. use 1..20; try 4)")
     require(kd.ce_weight >= 0 and kd.kd_weight >= 0, "distill.ce_weight and distill.kd_weight must be >= 0")
