@@ -66,7 +66,8 @@ def fit_classifier(cfg: DictConfig, out: Run, model, data) -> dict:
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "epochs": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "train_seconds": result.seconds, "resumed_from_epoch": result.resumed_from,
-        "params": int(model.count_params()), "train_examples": len(data.x_train), **result.final,
+        "params": int(model.count_params()), "train_examples": len(data.x_train),
+        "streamed": result.streamed_rows is not None, **result.final,
     }
     out.finish(metrics)
     return metrics

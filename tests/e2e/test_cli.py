@@ -93,11 +93,14 @@ def test_multirun_sweep_makes_one_folder_per_point(cli, tmp_path):
     assert len(done) == 4
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_the_same_epoch_count(tmp_path, sig):
+@pytest.mark.parametrize("sig, stream", [(signal.SIGKILL, "false"), (signal.SIGTERM, "false"), (signal.SIGKILL, "true")])
+def test_killed_run_resumes_to_the_same_epoch_count(tmp_path, sig, stream):
+    """In memory or streamed from the store (dataset.stream=true), a killed run goes on from
+    its last epoch's checkpoint and ends with the configured epochs and one DONE."""
     runs = tmp_path / "runs"
     args = [sys.executable, "main.py", "procedure=train", "model=hinton800", "dataset=synthetic",
-            "dataset.num_samples=6000", "train.epochs=5", f"paths.runs={runs}", f"hydra.run.dir={tmp_path}/out"]
+            "dataset.num_samples=6000", "train.epochs=5", f"paths.runs={runs}", f"hydra.run.dir={tmp_path}/out",
+            f"dataset.stream={stream}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -120,6 +123,8 @@ def test_killed_run_resumes_to_the_same_epoch_count(tmp_path, sig):
     assert metrics["epochs"] == 5 and metrics["resumed_from_epoch"] >= 1
     assert len((folder / "history.csv").read_text().strip().splitlines()) == 1 + 5
     assert not list(Path(folder).glob("**/.tmp-*"))
+    assert len(list(runs.glob("synthetic/train/*/DONE"))) == 1
+    assert ("streamed" in finished.stdout + finished.stderr) == (stream == "true")
 
 
 def test_suite_from_the_command_line_prints_one_table(cli, tmp_path):

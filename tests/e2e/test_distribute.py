@@ -83,17 +83,20 @@ def _free_ports(count: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path):
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path, stream):
     """Two workers on this machine (TF_CONFIG) train one model together: the chief's run
     lands in the store, the other worker's in a throw-away folder, and the result equals a
-    single-device run of the same config."""
+    single-device run of the same config. Streamed, each worker reads its own half of
+    every batch from the store."""
     import os
+    import re
 
     from src.runstore import read_json
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     common = ["main.py", "debug=smoke", "dataset=synthetic", "procedure=train", "model=lenet_half",
-              "train.optimizer=sgd", "train.lr_schedule=constant"]
+              "train.optimizer=sgd", "train.lr_schedule=constant", f"dataset.stream={stream}"]
     workers = []
     for index in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -114,3 +117,9 @@ def test_multi_worker_two_local_workers_only_the_chief_writes(tmp_path):
     alone = read_json(next((tmp_path / "single").glob("synthetic/train/*/metrics.json")))
     assert together["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4)
     assert together["test_accuracy"] == pytest.approx(alone["test_accuracy"], abs=1 / 256)
+    if stream == "true":
+        read = [re.search(r"streamed (\d+) training examples from disk \(worker (\d) of 2\)", out) for out in outputs]
+        assert all(read), outputs[0][-2000:]
+        alone_read = int(re.search(r"streamed (\d+) training examples", single.stdout + single.stderr).group(1))
+        assert [int(found.group(1)) for found in read] == [alone_read // 2] * 2
+        assert sorted(int(found.group(2)) for found in read) == [0, 1]
