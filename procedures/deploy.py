@@ -28,13 +28,13 @@ from procedures._upstream import model_label, upstream, upstream_config, upstrea
 from src import runtime
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.deploy import bundle
+from src.deploy import summary as deploy_summary
 from src.errors import ArtifactError, ConfigError
 from src.runstore import Run, file_digest, is_done, locate, produced_runs, read_json
 from src.schema.deploy import ONNX_MODULES, onnx_setting
 from src.tables import print_summary
 
 log = logging.getLogger(__name__)
-ROLES = ("teacher", "scratch", "student")  # a distill run's models, in table order; "model" for one file
 REPORT = {"deploy": {
     "settings": ["model.name", "student.name", "deploy.path", "deploy.int8", "distill.quantize"],
     "metrics": ["student_test_accuracy", "student_int8_test_accuracy", "int8_retained", "student_macs",
@@ -153,7 +153,7 @@ def _deploy(cfg: DictConfig, out: Run, data, files: dict[str, Path], threads: in
         teacher_logits = logits if role == "teacher" else teacher_logits
         metrics.update({f"{role}_{name}": value for name, value in figures.items()})
         metrics[f"{role}_source"] = str(files[role])
-    metrics.update(headline(metrics))
+    metrics.update(deploy_summary.headline(metrics))
     if cfg.distill.quantize != "none" and not cfg.deploy.path:
         _add_qat_gain(cfg, metrics)
     atomic_labels(out, data.class_names)
@@ -164,21 +164,6 @@ def _deploy(cfg: DictConfig, out: Run, data, files: dict[str, Path], threads: in
 def atomic_labels(out: Run, class_names) -> None:
     """labels.txt: one class name per line, in the order of the models' outputs."""
     out.write("labels.txt", lambda tmp: tmp.write_text("".join(f"{name}\n" for name in class_names)))
-
-
-def headline(m: dict) -> dict:
-    """The student against the teacher: how many times smaller (LiteRT float32 file) and
-    faster (LiteRT float32, batch 1, median); the share of its accuracy int8 keeps."""
-    out = {}
-    if "teacher_tflite_bytes" in m and "student_tflite_bytes" in m:
-        out["size_ratio"] = m["teacher_tflite_bytes"] / m["student_tflite_bytes"]
-        out["speedup"] = m["teacher_tflite_ms"] / m["student_tflite_ms"]
-    if "scratch_test_accuracy" in m and "student_test_accuracy" in m:  # paired by seed, as distill's
-        out["kd_gain"] = m["student_test_accuracy"] - m["scratch_test_accuracy"]
-    role = "student" if "student_test_accuracy" in m else "model"
-    if m.get(f"{role}_test_accuracy"):
-        out["int8_retained"] = m[f"{role}_int8_test_accuracy"] / m[f"{role}_test_accuracy"]
-    return out
 
 
 def _add_qat_gain(cfg: DictConfig, metrics: dict) -> None:
@@ -194,72 +179,8 @@ def _add_qat_gain(cfg: DictConfig, metrics: dict) -> None:
 
 
 def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
-    """One row per model and one for the student's int8 model: accuracy, agreement with the
-    teacher, parameters, MACs, file sizes and batch-1 latency (median and 90th percentile)."""
-    m, onnx = metrics, metrics.get("onnx")
-    roles = [r for r in (*ROLES, "model") if f"{r}_test_accuracy" in m]
+    """One row per model and one for the student's int8 model (src/deploy/summary.py)."""
     names = {"teacher": f"teacher {cfg.model.name}", "scratch": f"student {cfg.student.name} from scratch",
-             "student": f"student {cfg.student.name} distilled", "model": f"model {_display(m.get('model_source'))}"}
-    rows = []
-    for role in roles:
-        rows.append(_row(m, role, names[role], "", onnx))
-    last = "student" if "student" in roles else roles[-1]
-    rows.append(_row(m, last, f"{names[last]} {_scheme(m['int8_scheme'])}", "int8_", onnx))
-    notes = [headline_note(m)]
-    errors = [m.get(f"{r}_{f}_error") for r in roles for f in ("saved_model", "tflite", "onnx")]
-    errors = [e for e in errors if e is not None]
-    notes.append(f"exports match Keras on {m['test_examples']} test images: largest logit difference {max(errors):.1e} "
-                 f"of the largest logit (tolerance {cfg.deploy.tolerance:g}); {_scheme(m['int8_scheme'])} agrees with "
-                 f"float on {m[f'{last}_int8_float_agreement']:.2%}, calibrated on {m['calibration_examples']} "
-                 f"training examples")
-    keras_threads = "1 thread" if m["keras_threads"] == 1 else "TensorFlow's default threads"
-    notes.append(f"latency: batch 1, median (90th percentile) of {m['latency_calls']} calls, LiteRT and ONNX on 1 "
-                 f"thread, Keras on {keras_threads}")
-    if m.get("qat_gain") is not None:
-        notes.append(f"qat_gain {m['qat_gain']:+.4f}: quantisation-aware int8 {m['student_int8_test_accuracy']:.4f} "
-                     f"against post-training int8 {m['ptq_int8_test_accuracy']:.4f}")
-    return rows, notes
-
-
-def _row(m: dict, role: str, label: str, prefix: str, onnx: bool) -> dict:
-    row = {"model": label, "test acc": m[f"{role}_{prefix}test_accuracy"],
-           "agreement with teacher": m.get(f"{role}_{prefix}agreement", 1.0 if role == "teacher" else None),
-           "params": m[f"{role}_params"], "MACs": m[f"{role}_macs"],
-           ".keras KB": None if prefix else _kb(m[f"{role}_keras_bytes"]),
-           ".tflite KB": _kb(m[f"{role}_int8_bytes" if prefix else f"{role}_tflite_bytes"]),
-           "Keras ms": None if prefix else _ms(m, f"{role}_keras"),
-           "LiteRT ms": _ms(m, f"{role}_int8" if prefix else f"{role}_tflite")}
-    if onnx:
-        row["ONNX ms"] = None if prefix else _ms(m, f"{role}_onnx")
-    return row
-
-
-def headline_note(m: dict) -> str:
-    """"the student is N x smaller and M x faster than the teacher at batch 1; int8 keeps X of its accuracy"."""
-    keeps = f"{_scheme(m['int8_scheme'])} keeps {m['int8_retained']:.1%} of its accuracy" \
-        if m.get("int8_retained") is not None else ""
-    if "size_ratio" not in m:
-        return keeps
-    return (f"the student is {_times(m['size_ratio'], 'smaller', 'larger')} and "
-            f"{_times(m['speedup'], 'faster', 'slower')} than the teacher at batch 1 (LiteRT float32); {keeps}")
-
-
-def _times(ratio: float, better: str, worse: str) -> str:
-    """"2.4 x faster", or for a ratio below 1 the other way round ("1.1 x larger")."""
-    return f"{ratio:.1f} x {better}" if ratio >= 1 else f"{1 / ratio:.1f} x {worse}"
-
-
-def _scheme(scheme: str) -> str:
-    return {"full": "int8", "dynamic": "dynamic-range int8", "float16": "float16"}[scheme]
-
-
-def _kb(size: int) -> str:
-    return f"{size / 1024:.1f}"
-
-
-def _ms(m: dict, prefix: str) -> str:
-    return f"{m[f'{prefix}_ms']:.3f} ({m[f'{prefix}_p90_ms']:.3f})"
-
-
-def _display(source: str | None) -> str:
-    return Path(source).parent.name if source and Path(source).name == "model.keras" else Path(source or "").name
+             "student": f"student {cfg.student.name} distilled",
+             "model": f"model {deploy_summary.display(metrics.get('model_source'))}"}
+    return deploy_summary.table(metrics, names, cfg.deploy.tolerance)

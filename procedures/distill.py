@@ -25,6 +25,7 @@ from procedures._upstream import (Teacher, baseline_run, model_identity, model_l
                                   teacher_architecture, teacher_row, upstream, upstream_config, upstream_run,
                                   stored_teacher_outputs, upstream_teacher)
 from src import runtime
+from src.deploy import summary as deploy_summary
 from src.artifacts import check_layers, load_model
 from src.augment import augment_for, augment_key
 from src.deploy.quantize import quantization_aware
@@ -108,7 +109,7 @@ def summary(cfg: DictConfig, metrics: dict) -> tuple[list[dict], list[str]]:
                      + (f", gap recovered {recovered:.0%}" if recovered is not None
                         else ", teacher no better than scratch: no gap to recover"))
     if "deploy_run" in m:
-        notes.append(upstream("deploy").headline_note(m))
+        notes.append(deploy_summary.headline_note(m))
     return rows, notes
 
 
