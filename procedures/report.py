@@ -7,11 +7,14 @@
 """
 from __future__ import annotations
 
+import contextlib
+
 import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from procedures._inputs import network_name
 from procedures._upstream import upstream
 from src import sweep
 from src.runstore import atomic_write, finished_runs, read_json
@@ -28,6 +31,16 @@ def columns(procedure: str, folder_name: str | None = None) -> dict:
     if not (Path(__file__).parent / f"{procedure}.py").exists():
         return {}
     return getattr(upstream(procedure), "REPORT", {}).get(folder_name or procedure, {})
+
+
+def _setting(config: DictConfig, key: str):
+    """A run's setting; a network's name as its summaries show it (the keras.applications
+    architecture, the factory's function, the file's name) rather than keras_app or factory."""
+    section, _, field = key.partition(".")
+    if field == "name" and section in ("model", "student") and OmegaConf.select(config, section) is not None:
+        with contextlib.suppress(KeyError, AttributeError):  # a run recorded before a kind existed: its name
+            return network_name(OmegaConf.select(config, section))
+    return OmegaConf.select(config, key)
 
 
 def collect(cfg: DictConfig) -> list[dict]:
@@ -47,7 +60,7 @@ def collect(cfg: DictConfig) -> list[dict]:
         row = {"procedure": procedure, "dataset": config.dataset.name, "seed": config.seed}
         declared = columns(config.procedure.name, procedure)
         for key in declared.get("settings", ["model.name"]):
-            row[key] = OmegaConf.select(config, key)
+            row[key] = _setting(config, key)
         names = declared.get("metrics") or [k for k, v in metrics.items() if isinstance(v, (int, float))]
         row.update({name: metrics.get(name) for name in names})
         row["run"] = str(folder)

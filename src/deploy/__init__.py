@@ -7,4 +7,5 @@
     latency.py   batch-1 CPU latency: warm-up, median and 90th percentile of many calls
     quantize.py  quantisation-aware training: fake-quantised weights and activations (distill.quantize)
     frontier.py  the accuracy-cost frontier of a width sweep: its points and its figure
+    summary.py   the summary table and its headline ("N x smaller and M x faster")
 """

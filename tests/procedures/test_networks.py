@@ -143,3 +143,17 @@ def test_an_objective_that_cannot_read_the_teacher_is_refused_before_training_it
     with pytest.raises(RunnerError, match=message):
         optimize_dataset.run(tiny("procedure=optimize_dataset", *teacher, f"optimize.objective={objective}"))
     assert not list((tmp_path / "runs").rglob("key.json"))
+
+
+def test_report_names_a_network_as_its_summaries_do():
+    """keras_app and factory runs show their architecture and function, not the kind."""
+    from omegaconf import OmegaConf
+
+    from procedures.report import _setting
+    config = OmegaConf.create({"model": {"name": "keras_app", "arch": "MobileNetV3Small", "path": None},
+                               "student": {"name": "factory", "target": "my_nets.tiny_cnn", "path": None},
+                               "dataset": {"name": "folder"}})
+    assert _setting(config, "model.name") == "MobileNetV3Small"
+    assert _setting(config, "student.name") == "tiny_cnn"
+    assert _setting(config, "dataset.name") == "folder"
+    assert _setting(OmegaConf.create({"model": {"name": "lenet"}}), "model.name") == "lenet"
