@@ -2,13 +2,13 @@
 streamed run on N and on 4N images, and the teacher's forward passes a 4-student sweep
 makes with stored outputs.
 
-    python bench/stream_throughput.py [--images 2000] [--size 64] [--repeats 5] [--budget 32MB]
+    python bench/stream_throughput.py [--images 2000] [--size 64] [--repeats 5] [--epochs 5] [--budget 32MB]
 
 The bench writes two folders of --size x --size JPEGs (smooth colour gradients with noise,
 10 classes): N = --images and 4N. Three measurements, in one run:
-  throughput  LeNet-5 (lenet), batch 64: one epoch over the N folder's training split held
-              in memory (dataset.stream=false) and streamed from the store (true), timed
-              alternately, --repeats rounds after a warm-up epoch each; streamed / in-memory
+  throughput  LeNet-5 (lenet), batch 64: --epochs epochs over the N folder's training split
+              held in memory (dataset.stream=false) and streamed from the store (true), timed
+              alternately, --repeats rounds after a warm-up each; streamed / in-memory
               examples per second per round, then the median. Both read the same examples
               in the same order (the runs are bit for bit equal: tests/engine/test_streamed.py).
   memory      `python main.py procedure=train model=lenet train.epochs=1` on N and on 4N with
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per timing of the throughput part")
     parser.add_argument("--budget", default="32MB", help="dataset.memory_budget of the memory runs")
     args = parser.parse_args()
 
@@ -132,15 +133,15 @@ def main() -> None:
     arrays = {"memory": held.train, "streamed": streamed.train}
 
     def epoch(name: str):
-        return lambda: fitters[name].fit(arrays[name], epochs=1, batch_size=64, seed=0, verbose=0)
+        return lambda: fitters[name].fit(arrays[name], epochs=args.epochs, batch_size=64, seed=0, verbose=0)
 
-    print("\nwarm-up: one epoch each (tracing) ...", flush=True)
+    print("\nwarm-up: one timing each (tracing) ...", flush=True)
     for name in fitters:
         T.time_once(epoch(name))
     times = T.alternate({name: epoch(name) for name in fitters}, args.repeats, log=lambda s: print(s, flush=True))
     ratio = T.median(T.pair_ratios(times["memory"], times["streamed"]))
-    examples = (len(held.x_train) // 64) * 64
-    print(f"\n=== throughput: one epoch of {examples} examples, median of {args.repeats} ===")
+    examples = (len(held.x_train) // 64) * 64 * args.epochs
+    print(f"\n=== throughput: {args.epochs} epochs, {examples} examples, median of {args.repeats} ===")
     T.print_table(["contender", "seconds", "examples/s"],
                   [[name, f"{T.median(v):.2f}", f"{examples / T.median(v):,.0f}"] for name, v in times.items()])
     print("raw seconds per round: " + "; ".join(f"{k}={T.fmt_list(v, '.2f')}" for k, v in times.items()))

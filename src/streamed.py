@@ -5,9 +5,10 @@ The in-memory path keeps the whole split as tensors and gathers each batch insid
 compiled steps. Streamed, each chunk of steps (the loop's STEPS_PER_CALL) is gathered
 from the maps instead: the same epoch permutation (seeded by seed and epoch), so the
 same batches, in the same order; the chunk's rows become the compiled function's data
-and its batches index into them. tf.data reads the chunks ahead on parallel threads and
-prefetches them while the current chunk trains, so the process holds a few chunks, not
-the split.
+and its batches index into them. A chunk whose rows would take more than BLOCK_BYTES is
+cut into blocks of fewer steps, each one compiled call. tf.data reads the blocks ahead on
+READERS threads and prefetches them while the current block trains, so the process holds
+a few blocks, not the split, whatever the image size.
 
 Sharded (several workers of one multi-worker run), a worker gathers only the rows of its
 own replicas' slices of every batch; the other slices point at row 0, which its replicas
@@ -23,7 +24,9 @@ import tensorflow as tf
 
 from src.loop import STEPS_PER_CALL
 
-PREFETCH = 2  # chunks read ahead of the one training
+PREFETCH = 2  # blocks read ahead of the one training
+READERS = 2  # blocks gathered at once
+BLOCK_BYTES = 16 << 20  # the most one block of gathered rows takes, so memory stays flat for any image size
 
 
 def is_streamed(array) -> bool:
@@ -44,7 +47,7 @@ def epoch_order(n: int, steps: int, batch_size: int, seed: int, epoch: int) -> n
 
 
 class ChunkStream:
-    """One epoch's chunks of batches, each gathered from the arrays and read ahead."""
+    """One epoch's blocks of batches, each gathered from the arrays and read ahead."""
 
     def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)):
         """shard = (this worker, workers): the worker reads the rows of its replicas'
@@ -56,6 +59,8 @@ class ChunkStream:
         self._epoch: int | None = None
         self._chunks: Iterator | None = None
         self._names = list(arrays)
+        row_bytes = sum(upcast(array[:1]).nbytes for array in arrays.values())
+        self.block_steps = int(max(1, min(STEPS_PER_CALL, BLOCK_BYTES // max(row_bytes * batch_size, 1))))
 
     def columns(self) -> np.ndarray:
         """Which positions of a batch this worker reads: its replicas' contiguous slices."""
@@ -81,28 +86,34 @@ class ChunkStream:
     def _start(self, epoch: int, steps: int) -> None:
         n = len(next(iter(self.arrays.values())))
         order = epoch_order(n, steps, self.batch_size, self.seed, epoch)
-        starts = list(range(0, steps, STEPS_PER_CALL))
+        self._blocks = [(begin, min(begin + self.block_steps, call + STEPS_PER_CALL, steps))
+                        for call in range(0, steps, STEPS_PER_CALL)
+                        for begin in range(call, min(call + STEPS_PER_CALL, steps), self.block_steps)]
         arrays = [self.arrays[name] for name in self._names]
         dtypes = [tf.as_dtype(upcast(array[:0]).dtype) for array in arrays] + [tf.int32]
         shapes = [[None, *array.shape[1:]] for array in arrays] + [[None, self.batch_size]]
 
-        def read(start):
-            begin = int(start)
-            return self._gather(order[begin:begin + STEPS_PER_CALL])
+        def read(block):
+            begin, end = self._blocks[int(block)]
+            return self._gather(order[begin:end])
 
-        def load(start):
-            parts = tf.numpy_function(read, [start], dtypes, stateful=False)
+        def load(block):
+            parts = tf.numpy_function(read, [block], dtypes, stateful=False)
             return tuple(tf.ensure_shape(part, shape) for part, shape in zip(parts, shapes))
 
-        pipeline = (tf.data.Dataset.from_tensor_slices(np.asarray(starts, np.int64))
-                    .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        pipeline = (tf.data.Dataset.range(len(self._blocks))
+                    .map(load, num_parallel_calls=READERS, deterministic=True)
                     .prefetch(PREFETCH))
         self._epoch, self._chunks = epoch, iter(pipeline)
 
-    def chunk(self, epoch: int, start: int, count: int, steps: int) -> tuple[dict, tf.Tensor]:
-        """(data, indices) for the compiled steps start..start+count of `epoch`."""
+    def chunk(self, epoch: int, start: int, count: int, steps: int) -> list[tuple[dict, tf.Tensor]]:
+        """The blocks of (data, indices) that make the compiled steps start..start+count of
+        `epoch`, in order (one block unless the chunk's rows exceed BLOCK_BYTES)."""
         if epoch != self._epoch or start == 0:
             self._start(epoch, steps)
-        *parts, local = next(self._chunks)
-        data = dict(zip(self._names, parts))
-        return data, local[:count]
+        blocks, done = [], 0
+        while done < count:
+            *parts, local = next(self._chunks)
+            blocks.append((dict(zip(self._names, parts)), local))
+            done += int(local.shape[0])
+        return blocks

@@ -11,6 +11,7 @@ import models
 from src.fit import Evaluator, Fitter
 from src.losses import classifier_loss
 from src.optim import make_optimizer
+from src import streamed
 from src.streamed import ChunkStream, epoch_order, is_streamed
 
 
@@ -43,6 +44,19 @@ def test_a_streamed_fit_is_the_in_memory_fit(mapped):
     assert held_result.streamed_rows is None and streamed_result.streamed_rows == 2 * 10 * 32
 
 
+def test_large_rows_are_read_in_smaller_blocks_and_train_the_same(mapped, monkeypatch):
+    """A chunk whose rows exceed BLOCK_BYTES is cut into blocks of fewer steps (memory stays
+    flat for large images): the same steps, so the same weights."""
+    (x, y), (xm, ym) = mapped
+    monkeypatch.setattr(streamed, "BLOCK_BYTES", 3 * 32 * (12 * 12 * 4 + 8))  # three steps of rows
+    stream = ChunkStream({"x": xm, "y": ym}, 32, seed=5)
+    assert stream.block_steps == 3 and [len(index) for _, index in stream.chunk(1, 0, 10, 10)] == [3, 3, 3, 1]
+    held, held_result = _train(x, y)
+    blocked, blocked_result = _train(xm, ym)
+    assert all(np.array_equal(a, b) for a, b in zip(held, blocked))
+    assert blocked_result.history[-1]["loss"] == pytest.approx(held_result.history[-1]["loss"], rel=1e-6)
+
+
 def test_each_epoch_is_a_fresh_permutation_per_seed():
     first, second = epoch_order(100, 3, 32, seed=0, epoch=1), epoch_order(100, 3, 32, seed=0, epoch=2)
     assert first.shape == (3, 32) and len(np.unique(first)) == 96
@@ -54,7 +68,7 @@ def test_two_workers_each_read_half_of_every_batch(mapped):
     arrays = {"x": xm, "y": ym}
     whole = ChunkStream(arrays, 32, seed=0)
     halves = [ChunkStream(arrays, 32, seed=0, shard=(worker, 2)) for worker in (0, 1)]
-    (data, index), parts = whole.chunk(1, 0, 10, 10), [half.chunk(1, 0, 10, 10) for half in halves]
+    [(data, index)], parts = whole.chunk(1, 0, 10, 10), [half.chunk(1, 0, 10, 10)[0] for half in halves]
     batches = np.asarray(data["y"])[np.asarray(index)]  # every batch's labels, as the replicas gather them
     for worker, (part, local) in enumerate(parts):
         mine = slice(16 * worker, 16 * (worker + 1))  # worker w's replicas read columns 16w..16w+15
