@@ -35,7 +35,7 @@ from procedures._inputs import build_model, data_key, network_name
 from models.factory import load_module
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
-from src.fit import EVAL_BATCH
+from src.fit import eval_rows
 from src.runstore import Run, file_digest, read_json
 from src.schema.core import FACTORY, network_kind
 
@@ -218,8 +218,9 @@ def stored_teacher_outputs(cfg: DictConfig, teacher: Teacher, data: datasets.Dat
         for split in OUTPUT_SPLITS:
             x = getattr(data, f"x_{split}")
             out = np.lib.format.open_memmap(folder / f"{split}.npy", "w+", dtype, (len(x), teacher.model.output_shape[-1]))
-            for start in range(0, len(x), EVAL_BATCH):
-                out[start:start + EVAL_BATCH] = np.asarray(teacher.model.predict_on_batch(x[start:start + EVAL_BATCH]))
+            rows = eval_rows({"x": x})
+            for start in range(0, len(x), rows):
+                out[start:start + rows] = np.asarray(teacher.model.predict_on_batch(x[start:start + rows]))
             out.flush()
             TEACHER_PASSES[split] += len(x)
         log.info("the teacher's outputs on %s (%s) are stored for reuse", data.name, dtype)

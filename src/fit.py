@@ -9,8 +9,8 @@ Why not `Model.fit`: a data set that fits in memory is kept as tensors, and each
 gathered by index inside one compiled function that runs many steps per call. That
 removes the per-step Python, callback and iterator overhead that dominates small models
 on a CPU (bench/train_throughput.py measures it against plain Keras fit). A streamed
-split (memory-mapped, dataset.stream) feeds the same compiled function one chunk of
-batches at a time, read ahead by tf.data (src/streamed.py; bench/stream_throughput.py).
+split (memory-mapped, dataset.stream) feeds the same compiled function one block of
+batches at a time, gathered from the maps (src/streamed.py; bench/stream_throughput.py).
 
 Loss function contract: `loss_fn(batch: dict[str, Tensor], training: bool) -> dict`
 of scalar tensors with at least "loss" (the mean over the batch, the value that is
@@ -64,6 +64,14 @@ logging.getLogger("tensorflow").addFilter(_TracingPerInstance())
 
 LossFn = Callable[[dict, bool], dict]
 EVAL_BATCH = 1024
+EVAL_BYTES = 16 << 20  # an evaluation batch of large images is cut to this many bytes of inputs
+
+
+def eval_rows(arrays: dict, batch_size: int = EVAL_BATCH) -> int:
+    """Examples per evaluation batch: batch_size, fewer for large examples (memory stays
+    flat whatever the image size)."""
+    row = sum(int(np.prod(value.shape[1:])) * np.dtype(value.dtype).itemsize for value in arrays.values())
+    return int(max(1, min(batch_size, EVAL_BYTES // max(row, 1))))
 
 
 def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
@@ -77,7 +85,7 @@ def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = EVAL_BAT
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), "float32")
     if is_streamed(x):
-        return batched(model.predict_on_batch, x, batch_size).astype("float32")
+        return batched(model.predict_on_batch, x, eval_rows({"x": x}, batch_size)).astype("float32")
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
 
 
@@ -143,6 +151,7 @@ class Evaluator:
         """Mean of every metric over all examples (no dropout, no example dropped), one
         batch taken from the arrays at a time (a memory-mapped split stays on disk)."""
         n = int(next(iter(arrays.values())).shape[0])
+        batch_size = eval_rows(arrays, batch_size)
         self._discover_metrics(to_tensors({name: value[:2] for name, value in arrays.items()}))
         totals = dict.fromkeys(self.metric_names, 0.0)
         for start in range(0, n, batch_size):
