@@ -31,8 +31,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import datasets
 from datasets.cache import Cache, digest
-from procedures._inputs import build_model, data_key, network_name
 from models.factory import load_module
+from procedures._inputs import build_model, data_key, network_name
 from src.artifacts import check_fits, load_model, resolve_model_file
 from src.errors import ArtifactError
 from src.fit import eval_rows

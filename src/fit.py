@@ -286,8 +286,8 @@ class Fitter(Evaluator):
         stream = ChunkStream(train, batch_size, seed, self.shard) if streamed else None
 
         def run_chunk(epoch: int, start: int, count: int) -> dict:
-            if stream is not None:  # this chunk's rows, read from the maps ahead of time
-                sums = [self._train_chunk(data, index) for data, index in stream.chunk(epoch, start, count, steps)]
+            if stream is not None:  # this chunk's rows, read from the maps now (in blocks when large)
+                sums = [self._train_chunk(rows, index) for rows, index in stream.chunk(epoch, start, count, steps)]
                 return {name: sum(float(part[name]) for part in sums) for name in self.metric_names}
             if epoch not in orders:  # this epoch's batches, as [steps, batch] indices
                 orders.clear()
