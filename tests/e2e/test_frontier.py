@@ -13,11 +13,13 @@ from src.schema import validate
 from tests.conftest import as_main
 
 pytestmark = pytest.mark.e2e
+# The preset's Fashion-MNIST when Debian's package is installed, else the embedded set.
+FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_the_frontier_preset_runs_under_smoke_and_draws_its_figure(tmp_path, capsys):
     overrides = ["debug=smoke", "experiment=kd_frontier", f"paths.runs={tmp_path / 'runs'}", "deploy.calls=5",
-                 "deploy.warmup=1", "deploy.calibration=32"]
+                 "deploy.warmup=1", "deploy.calibration=32", *([] if FASHION.is_dir() else ["dataset=mnist_sample"])]
     with as_main(*overrides) as cfg:
         validate(cfg)
         metrics = upstream("suite").run(cfg)
