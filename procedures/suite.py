@@ -137,10 +137,13 @@ def _column(name: str, found: list, seeds: list[int]) -> str:
 
 
 def _signed(name: str, values: list[float]) -> str:
-    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed: the mean);
-    a cost (COSTS: milliseconds, bytes, MACs, parameters) in 4 significant digits, unsigned."""
+    """mean, with its 95% interval over several seeds: "+m.mmmm [+l.llll, +h.hhhh]" (one seed:
+    the mean), unsigned for what cannot be negative (an accuracy-like proportion, a ratio); a
+    cost (COSTS: milliseconds, bytes, MACs, parameters) in 4 significant digits, unsigned."""
     i = metric_interval(name, values)
-    spec = ".4g" if any(fnmatchcase(name, pattern) for pattern in COSTS) else "+.4f"
+    bounds = bounds_of(name)
+    spec = ".4g" if any(fnmatchcase(name, pattern) for pattern in COSTS) else \
+        ".4f" if bounds is not None and bounds[0] >= 0 else "+.4f"
     if len(values) < 2:
         return f"{i['mean']:{spec}}"
     return f"{i['mean']:{spec}} [{i['low']:{spec}}, {i['high']:{spec}}]" + _outliers(values, spec)

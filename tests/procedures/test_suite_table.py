@@ -63,3 +63,10 @@ def test_a_cost_column_is_unsigned_in_significant_digits():
     table = format_suite("t", [("student", [0.9, 0.91, 0.92])], None, [0, 1, 2],
                          [{"student_tflite_ms": [0.0601, 0.0612, 0.0598], "student_macs": [1275200] * 3}])
     assert "0.06037 [0.05854, 0.0622]" in table and "1.275e+06" in table and "+0.06" not in table
+
+
+def test_an_accuracy_column_is_unsigned_and_a_gain_signed():
+    table = format_suite("t", [("student", [0.9, 0.91, 0.92])], None, [0, 1, 2],
+                         [{"scratch_test_accuracy": [0.84, 0.85, 0.86], "kd_gain": [0.01, 0.02, 0.03]}])
+    assert "0.8500 [" in table and "+0.85" not in table
+    assert "+0.0200 [" in table
