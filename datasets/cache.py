@@ -106,10 +106,9 @@ class Cache:
         with _locked(path):
             if (path / "COMPLETE").is_file():
                 return _mapped(path)
-            if path.exists():
-                shutil.rmtree(path)
+            for stale in [path, *path.parent.glob(f".tmp-*-{name}")]:  # unfinished: a killed writer's
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = path.with_name(f".tmp-{os.getpid()}-{name}")
-            shutil.rmtree(tmp, ignore_errors=True)
             try:
                 tmp.mkdir(parents=True)
                 make(tmp)

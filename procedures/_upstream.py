@@ -221,6 +221,9 @@ def stored_teacher_outputs(cfg: DictConfig, teacher: Teacher, data: datasets.Dat
             rows = eval_rows({"x": x})
             for start in range(0, len(x), rows):
                 out[start:start + rows] = np.asarray(teacher.model.predict_on_batch(x[start:start + rows]))
+                if not np.isfinite(out[start:start + rows]).all():
+                    raise ArtifactError(f"the teacher's logits on the {split} split do not fit {dtype} (larger than "
+                                        f"{np.finfo(dtype).max:.0f}, or not finite); fix: teacher.outputs=float32")
             out.flush()
             TEACHER_PASSES[split] += len(x)
         log.info("the teacher's outputs on %s (%s) are stored for reuse", data.name, dtype)

@@ -98,3 +98,14 @@ def test_a_folder_streams_from_its_memory_mapped_cache(tmp_path):
     held = datasets.load(SimpleNamespace(**{**vars(cfg), "stream": "false"}), 0.1, tmp_path / "runs")
     assert isinstance(streamed.x_train, np.memmap) and streamed.x_train.shape[1:] == (16, 16, 3)
     assert np.array_equal(streamed.x_train, held.x_train) and np.array_equal(streamed.y_test, held.y_test)
+
+
+def test_a_killed_writers_leftovers_are_cleared_by_the_next_write(tmp_path):
+    """A writer killed mid-way leaves its temporary folder; the next writer of the entry
+    removes it and writes the entry whole."""
+    stale = tmp_path / "cache" / "stream" / ".tmp-99999-somekey"
+    stale.mkdir(parents=True)
+    (stale / "x_train.npy").write_bytes(b"half")
+    from datasets.cache import Cache
+    Cache(tmp_path).folder("stream", "somekey", lambda folder: np.save(folder / "x.npy", np.arange(3)))
+    assert not stale.exists() and (tmp_path / "cache" / "stream" / "somekey" / "COMPLETE").is_file()

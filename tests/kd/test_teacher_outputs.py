@@ -51,3 +51,18 @@ def test_augmentation_keeps_the_teacher_live(make_cfg, monkeypatch):
     metrics = distill.run(make_cfg("procedure=distill", "augment=shift"))
     assert metrics["teacher_outputs"] == "computed per step (augment=shift)"
     assert "teacher_outputs" not in distill.artifact(make_cfg("procedure=distill", "augment=shift")).key
+
+
+def test_logits_beyond_float16_are_refused_with_the_fix(make_cfg):
+    import keras
+
+    from src.errors import ArtifactError
+    cfg = make_cfg("procedure=distill")
+    data = load_data(cfg)
+    inputs = keras.Input(data.input_shape)
+    huge = keras.layers.Lambda(lambda x: keras.ops.sum(x, axis=[1, 2, 3])[:, None] * 0 + 1e6)(inputs)
+    model = keras.Model(inputs, keras.layers.Concatenate()([huge] * data.num_classes))
+    teacher = _upstream.Teacher(model, "test", "huge-logits", "huge")
+    with pytest.raises(ArtifactError, match="do not fit float16.*fix: teacher.outputs=float32"):
+        stored_teacher_outputs(cfg, teacher, data)
+    assert stored_teacher_outputs(make_cfg("procedure=distill", "teacher.outputs=float32"), teacher, data)["test"].max() == 1e6
