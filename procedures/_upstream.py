@@ -220,7 +220,8 @@ def stored_teacher_outputs(cfg: DictConfig, teacher: Teacher, data: datasets.Dat
             out = np.lib.format.open_memmap(folder / f"{split}.npy", "w+", dtype, (len(x), teacher.model.output_shape[-1]))
             rows = eval_rows({"x": x})
             for start in range(0, len(x), rows):
-                out[start:start + rows] = np.asarray(teacher.model.predict_on_batch(x[start:start + rows]))
+                with np.errstate(over="ignore"):  # an overflow is refused just below, with its fix
+                    out[start:start + rows] = np.asarray(teacher.model.predict_on_batch(x[start:start + rows]))
                 if not np.isfinite(out[start:start + rows]).all():
                     raise ArtifactError(f"the teacher's logits on the {split} split do not fit {dtype} (larger than "
                                         f"{np.finfo(dtype).max:.0f}, or not finite); fix: teacher.outputs=float32")
