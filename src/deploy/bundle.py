@@ -106,8 +106,8 @@ def measure(model: keras.Model, files: dict[str, Path], x: np.ndarray, y: np.nda
     exported = {"saved_model": _saved_model_logits(files["saved_model"], x),
                 "tflite": LiteRTModel(files["tflite"]).predict(x)}
     if "onnx" in files:
-        session = latency.onnx_session(files["onnx"])
-        exported["onnx"] = session.run(None, {session.get_inputs()[0].name: np.asarray(x, np.float32)})[0]
+        onnx_model = latency.onnx_session(files["onnx"])
+        exported["onnx"] = onnx_model.run(None, {onnx_model.get_inputs()[0].name: np.asarray(x, np.float32)})[0]
     for fmt, values in exported.items():
         error = float(np.max(np.abs(values - logits)) / scale) if len(x) else 0.0
         if error > plan.tolerance:

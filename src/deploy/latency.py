@@ -2,7 +2,7 @@
 90th percentile of many timed calls, each a whole request (input in, output out).
 
 - LiteRT: an `ai_edge_litert` interpreter on one thread (XNNPACK, its default CPU path);
-- ONNX: an onnxruntime session on one intra-op and one inter-op thread;
+- ONNX: an onnxruntime InferenceSession on one intra-op and one inter-op thread;
 - Keras: the model's call traced once by tf.function for a fixed batch-1 input, the
   result copied to NumPy. TensorFlow's thread pools are fixed when TensorFlow starts:
   the deploy procedure asks for one thread before its first op, and the metrics record
@@ -45,9 +45,9 @@ def litert_call(path: Path, x: np.ndarray) -> Callable[[], object]:
 
 
 def onnx_call(path: Path, x: np.ndarray) -> Callable[[], object]:
-    session = onnx_session(path)
-    name, inputs = session.get_inputs()[0].name, np.asarray(x[:1], np.float32)
-    return lambda: session.run(None, {name: inputs})[0]
+    onnx_model = onnx_session(path)
+    name, inputs = onnx_model.get_inputs()[0].name, np.asarray(x[:1], np.float32)
+    return lambda: onnx_model.run(None, {name: inputs})[0]
 
 
 def onnx_session(path: Path):

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from importlib.util import find_spec
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -68,8 +67,8 @@ for role in ("teacher", "scratch", "student"):
     found[role + "_int8"] = float(np.mean(np.argmax(litert(folder + "/model_int8.tflite", x), -1) == y))
     if len(sys.argv) > 3:
         import onnxruntime
-        session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
-        logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+        onnx_model = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+        logits = onnx_model.run(None, {onnx_model.get_inputs()[0].name: x})[0]
         found[role + "_onnx"] = float(np.mean(np.argmax(logits, -1) == y))
 print(json.dumps(found))
 '''
