@@ -3,9 +3,9 @@
     cache/content/<signature>.json     what a set of files holds (its fingerprint and
                                        classes), found again by the files' names, sizes
                                        and modification times without reading them
-    cache/<source>/<name>.npz          decoded arrays (uint8 images), found by content
-    cache/<source>/<name>/<array>.npy  decoded arrays written a part at a time and read
-                                       memory-mapped (an image folder; dataset.stream's splits)
+    cache/<source>/<name>/<array>.npy  decoded arrays (uint8 images of a folder or a tfds
+                                       set; dataset.stream's splits; a teacher's outputs),
+                                       found by content, read memory-mapped
 
 Files are written to a temporary name and renamed; a lock makes parallel jobs that need
 the same entry make it once. Without a store (Cache(None)) nothing is kept.
@@ -74,23 +74,6 @@ class Cache:
         found = compute()
         _replace(path, lambda tmp: tmp.write_text(json.dumps(found)))
         return found
-
-    def arrays(self, source: str, name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The arrays saved as cache/<source>/<name>.npz, made first (once) when missing."""
-        if self.root is None:
-            return make()
-        path = self.root / source / f"{name}.npz"
-        with _locked(path):
-            if path.is_file():
-                try:
-                    with np.load(path, allow_pickle=False) as saved:
-                        return {k: saved[k] for k in saved.files}
-                except (OSError, ValueError, EOFError):
-                    log.warning("cache file %s is unreadable: making it again", path)
-            arrays = make()
-            _replace(path, lambda tmp: np.savez(tmp, **arrays))
-            log.info("cached in %s", path)
-        return arrays
 
     def folder(self, source: str, name: str, make: Callable[[Path], Any]) -> dict[str, np.ndarray]:
         """The arrays of cache/<source>/<name>/, one .npy file each, opened memory-mapped

@@ -49,12 +49,14 @@ def budget_bytes(value: Any) -> int:
     return int(float(found.group(1)) * UNITS[found.group(2) or ""])
 
 
+def example_shape(plan: Plan) -> tuple[int, ...]:
+    """One prepared example's shape (`prepare` may change it); the training split is never empty."""
+    return tuple(plan.prepared("train", 0, 1).shape[1:])
+
+
 def decoded_bytes(plan: Plan) -> int:
-    """What the planned splits take as float32 in memory (one example is prepared to learn
-    its shape, which `prepare` may change)."""
-    sample = plan.prepared(next(s for s in SPLITS if plan.count(s)), 0, 1)
-    per_example = int(np.prod(sample.shape[1:])) * 4
-    return per_example * sum(plan.count(s) for s in SPLITS)
+    """What the planned splits take as float32 in memory."""
+    return int(np.prod(example_shape(plan))) * 4 * sum(plan.count(s) for s in SPLITS)
 
 
 def mode(cfg: Any) -> str:
@@ -98,19 +100,17 @@ def streamed(plan: Plan, identity: dict, val_split: float, store: str | Path) ->
     first time (a chunk at a time), found again by the data's identity after that."""
     key = digest(identity, float(val_split))
     arrays = Cache(store).folder("stream", key, lambda folder: _write(plan, folder))
-    log.info("dataset %s streams from %s (%.1f MB on disk)", plan.name, Path(Cache(store).root) / "stream" / key,
+    log.info("dataset %s streams from %s (%.1f MB on disk)", plan.name, Cache(store).root / "stream" / key,
              sum(a.nbytes for a in arrays.values()) / 1e6)
     return dataset_of(plan, {s: arrays[f"x_{s}"] for s in SPLITS}, {s: arrays[f"y_{s}"] for s in SPLITS})
 
 
 def _write(plan: Plan, folder: Path) -> None:
+    shape = example_shape(plan)
+    per = max(1, CHUNK_BYTES // (int(np.prod(shape)) * 4))  # examples written per step
     for split in SPLITS:
-        count = plan.count(split)
-        first = plan.prepared(split, 0, 1) if count else np.zeros((0, 1), np.float32)
-        per = max(1, CHUNK_BYTES // max(first[:1].nbytes, 1))
-        shape = (count, *first.shape[1:]) if count else (0, *plan.prepared("train", 0, 1).shape[1:])
-        x = np.lib.format.open_memmap(folder / f"x_{split}.npy", "w+", np.float32, shape)
-        for start in range(0, count, per):
+        x = np.lib.format.open_memmap(folder / f"x_{split}.npy", "w+", np.float32, (plan.count(split), *shape))
+        for start in range(0, plan.count(split), per):
             x[start:start + per] = plan.prepared(split, start, start + per)
         x.flush()
         np.save(folder / f"y_{split}.npy", plan.labels[split])

@@ -145,17 +145,17 @@ def _uniform(found: Any, xs: list, size: list | None, mode: str) -> np.ndarray:
                                 out) for x in xs]) if xs else np.zeros((0, *target, out), np.uint8)
 
 
-def _decode(found: Any, size: list | None, mode: str) -> dict[str, np.ndarray]:
+def _decode(found: Any, size: list | None, mode: str, folder: Path) -> None:
+    """Every split's images and labels, one .npy each in folder (the cache entry)."""
     parts = _split_names(found)
     read = {part: _read(found, split) for part, split in parts.items()}
     xs = [x for part in read for x in read[part][0]]
     x = _uniform(found, xs, size, mode)
     counts = [len(read[part][0]) for part in read]
     bounds = np.cumsum([0, *counts])
-    arrays = {}
     for i, part in enumerate(read):
-        arrays[f"x_{part}"], arrays[f"y_{part}"] = x[bounds[i]:bounds[i + 1]], read[part][1]
-    return arrays
+        np.save(folder / f"x_{part}.npy", x[bounds[i]:bounds[i + 1]])
+        np.save(folder / f"y_{part}.npy", read[part][1])
 
 
 def load(cfg: Any, cache: Cache) -> Raw:
@@ -164,7 +164,7 @@ def load(cfg: Any, cache: Cache) -> Raw:
     size = [int(s) for s in size] if size is not None else None
     mode = str(option(cfg, "color_mode", "auto"))
     fingerprint = content(cfg, cache)["fingerprint"]
-    a = cache.arrays("tfds", f"{fingerprint}-{digest(size, mode)[:10]}", lambda: _decode(found, size, mode))
+    a = cache.folder("tfds", f"{fingerprint}-{digest(size, mode)[:10]}", lambda folder: _decode(found, size, mode, folder))
     if "x_test" not in a:
         is_test = carve_test(a["y_train"], float(option(cfg, "test_fraction", 0.2)), split_seed(cfg))
         a = {**a, "x_train": a["x_train"][~is_test], "y_train": a["y_train"][~is_test],

@@ -288,7 +288,7 @@ class Fitter(Evaluator):
         def run_chunk(epoch: int, start: int, count: int) -> dict:
             if stream is not None:  # this chunk's rows, read from the maps now (in blocks when large)
                 sums = [self._train_chunk(rows, index) for rows, index in stream.chunk(epoch, start, count, steps)]
-                return {name: sum(float(part[name]) for part in sums) for name in self.metric_names}
+                return {name: tf.add_n([part[name] for part in sums]) for name in self.metric_names}
             if epoch not in orders:  # this epoch's batches, as [steps, batch] indices
                 orders.clear()
                 orders[epoch] = epoch_order(n, steps, batch_size, seed, epoch)
